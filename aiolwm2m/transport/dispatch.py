@@ -1,0 +1,209 @@
+"""Serving requests from a :class:`Site`: error mapping, block-wise, observe, slow handlers.
+
+One dispatcher belongs to one transport endpoint; the endpoint tells it about each new
+request and the dispatcher answers through the small :class:`ServerTransport` interface, so
+the same code serves UDP, DTLS, TCP and TLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from aiolwm2m.coap.blockwise import Block1Assembler, Block2Server
+from aiolwm2m.coap.codes import Code, code_str
+from aiolwm2m.coap.errors import CoapRequestError
+from aiolwm2m.coap.message import Message
+from aiolwm2m.coap.observe import Observation, ObserverRegistry
+from aiolwm2m.coap.options import OptionNumber
+
+from .site import Resource, Site
+
+log = logging.getLogger(__name__)
+
+_BLOCK1, _BLOCK2, _OBSERVE = OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.OBSERVE
+# Requests carrying any of these leave the fast path.
+_SPECIAL = frozenset({int(_BLOCK1), int(_BLOCK2), int(_OBSERVE)})
+
+
+class ServerTransport(Protocol):
+    def send_response(self, request: Message, response: Message) -> None: ...
+
+    def acknowledge(self, request: Message) -> None: ...
+
+    def send_notification(self, observation: Observation, notification: Message) -> None: ...
+
+
+def error_response(request: Message, exc: BaseException) -> Message:
+    if isinstance(exc, CoapRequestError):
+        return request.response(exc.code, exc.diagnostic.encode(), 0 if exc.diagnostic else None)
+    log.exception("request handler failed for %s %s", code_str(request.code), request.path,
+                  exc_info=exc)
+    return request.response(Code.INTERNAL_SERVER_ERROR, b"internal error", 0)
+
+
+class RequestDispatcher:
+    def __init__(
+        self,
+        site: Site,
+        transport: ServerTransport,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        empty_ack_delay: float = 1.0,
+        preferred_szx: int = 6,
+        max_body_size: int = 1 << 20,
+        observers: ObserverRegistry | None = None,
+    ) -> None:
+        self.site = site
+        self.transport = transport
+        self.clock = clock
+        self.empty_ack_delay = empty_ack_delay
+        self.block1 = Block1Assembler(max_body_size=max_body_size, preferred_szx=preferred_szx)
+        self.block2 = Block2Server(preferred_szx=preferred_szx)
+        self.observers = observers or ObserverRegistry()
+        self._unblocked_limit = 1 << (preferred_szx + 4)
+        self._tasks: set[asyncio.Future[Message]] = set()
+        site.attach(self)
+
+    def close(self) -> None:
+        self.site.detach(self)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def handle(self, request: Message, now: float) -> None:
+        """Serve one new (deduplicated, well-formed) request."""
+        special = False
+        for n, _ in request.options:
+            if n in _SPECIAL:
+                special = True
+                break
+        if special:
+            self._handle_special(request, now)
+            return
+        try:
+            result = self.site.render(request)
+        except Exception as e:
+            self.transport.send_response(request, error_response(request, e))
+            return
+        if type(result) is Message:
+            if len(result.payload) > self._unblocked_limit:
+                result = self.block2.serve(request, result, now)
+            self.transport.send_response(request, result)
+        else:
+            self._await(request, result, None)  # type: ignore[arg-type]
+
+    def _handle_special(self, request: Message, now: float) -> None:
+        if request.get_option(_BLOCK1) is not None:
+            fed = self.block1.feed(request, now)
+            if fed is not request:
+                self.transport.send_response(request, fed)
+                return
+        if request.get_option(_BLOCK2) is not None:
+            cached = self.block2.cached_block(request, now)
+            if cached is not None:
+                self.transport.send_response(request, cached)
+                return
+        observe = request.observe
+        if observe == 1:
+            self.observers.remove(request.remote, request.token)
+        try:
+            resource = self.site.find(request)
+            result = resource.render(request)
+        except Exception as e:
+            self.transport.send_response(request, error_response(request, e))
+            return
+        register = observe == 0 and resource.observable and request.code in (Code.GET,
+                                                                            Code.FETCH)
+        if type(result) is Message:
+            self._finish(request, result, resource if register else None)
+        else:
+            self._await(request, result, resource if register else None)  # type: ignore[arg-type]
+
+    def _await(self, request: Message, result: Awaitable[Message],
+               observe_on: Resource | None) -> None:
+        task = asyncio.ensure_future(result)
+        self._tasks.add(task)
+        loop = asyncio.get_running_loop()
+        ack_timer = loop.call_later(self.empty_ack_delay, self.transport.acknowledge, request)
+
+        def done(t: asyncio.Future[Message]) -> None:
+            self._tasks.discard(t)
+            ack_timer.cancel()
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is not None:
+                response = error_response(request, exc)
+                observe = None
+            else:
+                response = t.result()
+                observe = observe_on
+            self._finish(request, response, observe)
+
+        task.add_done_callback(done)
+
+    def _finish(self, request: Message, response: Message, observe_on: Resource | None) -> None:
+        now = self.clock()
+        if request.get_option(_BLOCK1) is not None and response.get_option(_BLOCK1) is None:
+            # The final response of a Block1 transfer echoes the last block (RFC 7959 2.3).
+            response.set_option(_BLOCK1, request.get_option(_BLOCK1))
+        if observe_on is not None and 64 <= response.code < 96:
+            self.observers.add(request, observe_on, now)
+            response.set_option(_OBSERVE, self.observers.initial_sequence())
+        if self.block2.needs_slicing(request, response):
+            response = self.block2.serve(request, response, now)
+        self.transport.send_response(request, response)
+
+    # -- observe --------------------------------------------------------------------------
+
+    def notify(self, resource: Resource, accept: Callable[[Observation], bool] | None) -> None:
+        for obs in self.observers.observers(resource):
+            if accept is None or accept(obs):
+                self.notify_observation(obs)
+
+    def notify_observation(self, obs: Observation, *, confirmable: bool | None = None) -> None:
+        """Render the observed request again and send the result as a notification."""
+        resource = obs.key
+        assert isinstance(resource, Resource)
+        try:
+            result = resource.render(obs.request)
+        except Exception as e:
+            self._send_notification(obs, error_response(obs.request, e), confirmable)
+            return
+        if type(result) is Message:
+            self._send_notification(obs, result, confirmable)
+            return
+        task = asyncio.ensure_future(result)  # type: ignore[arg-type]
+        self._tasks.add(task)
+
+        def done(t: asyncio.Future[Message]) -> None:
+            self._tasks.discard(t)
+            if t.cancelled():
+                return
+            exc = t.exception()
+            msg = error_response(obs.request, exc) if exc is not None else t.result()
+            self._send_notification(obs, msg, confirmable)
+
+        task.add_done_callback(done)
+
+    def _send_notification(self, obs: Observation, msg: Message,
+                           confirmable: bool | None) -> None:
+        if self.observers.get(obs.peer, obs.token) is not obs:
+            return  # cancelled while rendering
+        now = self.clock()
+        if len(msg.payload) > self._unblocked_limit:
+            # Only the first block travels; the client fetches the rest (RFC 7959 3.4).
+            req = obs.request.copy()
+            req.remove_option(_BLOCK2)
+            msg = self.block2.serve(req, msg, now)
+        notification = self.observers.prepare(obs, msg, now, confirmable)
+        self.transport.send_notification(obs, notification)
+
+    def observer_lost(self, peer: object, token: bytes) -> Observation | None:
+        """A notification was reset or never acknowledged: forget the observer."""
+        return self.observers.remove(peer, token)

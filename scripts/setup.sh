@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian 12 (run as root or with sudo available): installs the Debian
+# packages the chosen profile needs when they are missing, then builds .venv with the project.
+#   scripts/setup.sh run    what `aiolwm2m` needs to serve
+#   scripts/setup.sh test   everything the test suite drives (libcoap peers, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-run}"
+
+debs=()
+case "$profile" in
+  run) ;;
+  test) debs+=(libcoap3-bin) ;;
+  *) echo "setup.sh: unknown profile '$profile' (run|test)" >&2; exit 2 ;;
+esac
+
+python_bin="${PYTHON:-}"
+if [ -z "$python_bin" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then python_bin="$candidate"; break; fi
+  done
+fi
+[ -n "$python_bin" ] || { debs+=(python3 python3-venv); python_bin=python3; }
+if command -v "$python_bin" >/dev/null 2>&1 && ! "$python_bin" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  debs+=(python3-venv)
+fi
+
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $("$python_bin" --version)"
+  "$python_bin" -m venv .venv
+fi
+stamp=.venv/.aiolwm2m-installed
+extras="fast"
+[ "$profile" = test ] && extras="fast,test"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! grep -qx "$extras" "$stamp"; then
+  echo "setup: installing aiolwm2m[$extras] into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "$extras" > "$stamp"
+fi
