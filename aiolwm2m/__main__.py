@@ -1,0 +1,5 @@
+import sys
+
+from aiolwm2m.cli.main import main
+
+sys.exit(main())
