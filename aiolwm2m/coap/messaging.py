@@ -265,7 +265,8 @@ class MessageLayer:
                 f"{peer!r} reset request {ex.request.mid}")))
         else:
             ex.acknowledged = True
-            self._arm_exchange(ex, now, self.params.response_timeout)
+            if ex.timeout is None:
+                self._arm_exchange(ex, now, self.params.response_timeout)
 
     def _receive_response(self, msg: Message, peer: Peer, now: float) -> None:
         mtype = msg.mtype
@@ -315,7 +316,7 @@ class MessageLayer:
                 if ex.last_seq >= 0 and not is_fresh(ex.last_seq, ex.last_seq_time, seq, now):
                     return
                 ex.last_seq, ex.last_seq_time = seq, now
-                self._arm_exchange(ex, now, None)
+                ex.deadline = 0.0  # an established observation has no deadline
                 self.events.append(ResponseReceived(ex, msg))
                 return
         self._finish(ex)
@@ -327,8 +328,9 @@ class MessageLayer:
                      timeout: float | None = None) -> Exchange:
         """Queue ``request`` for ``peer``; a token is chosen when the request has none.
 
-        ``timeout`` bounds the wait for a response once the request was acknowledged (CON) or
-        sent (NON); it defaults to the parameters' ``response_timeout``.
+        ``timeout`` bounds the whole wait for the response, retransmissions included. Without
+        it a CON request fails after MAX_TRANSMIT_WAIT unacknowledged, or ``response_timeout``
+        after an empty ACK; a NON request after ``response_timeout``.
         """
         if request.code != Code.EMPTY and not request.token:
             request.token = self.new_token()
@@ -346,6 +348,20 @@ class MessageLayer:
         self._transmit_request(ex, now)
         return ex
 
+    def resume_observation(self, request: Message, peer: Peer) -> Exchange:
+        """Accept notifications for an observation established before a restart: the
+        exchange is registered under the request's token without sending anything."""
+        request.remote = peer
+        ex = Exchange(request, peer, None)
+        ex.observe = True
+        ex.acknowledged = True
+        key = (peer, ex.token)
+        old = self._exchanges.get(key)
+        if old is not None:
+            self._finish(old)
+        self._exchanges[key] = ex
+        return ex
+
     def send_ping(self, peer: Peer, now: float) -> Exchange:
         return self.send_request(Message(CON, Code.EMPTY), peer, now)
 
@@ -358,6 +374,8 @@ class MessageLayer:
         self.stats.sent += 1
         if request.mtype == CON:
             self._track(data, peer, request.mid, request.token, ex, now)
+            if ex.timeout is not None:
+                self._arm_exchange(ex, now, ex.timeout)
         else:
             ex.acknowledged = True
             self._arm_exchange(ex, now, self.params.response_timeout)
@@ -519,6 +537,10 @@ class MessageLayer:
             if isinstance(item, _Transmission):
                 self._retransmit(item, now)
             else:
+                t = self._transmissions.get((item.peer, item.mid))
+                if t is not None and t.exchange is item:
+                    del self._transmissions[(item.peer, item.mid)]
+                    self._release_slot(item.peer, now)
                 self._finish(item)
                 self.events.append(ExchangeFailed(item, RequestTimeout(
                     f"no response from {item.peer!r} within {item.timeout or 0:g}s"

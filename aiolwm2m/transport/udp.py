@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiolwm2m.coap.blockwise import Block1Sender, Block2Collector
 from aiolwm2m.coap.errors import CoapError, EndpointClosed
@@ -41,6 +41,14 @@ Address = tuple[Any, ...]
 _BATCH = 256
 
 
+class ResponseSink(Protocol):
+    """Receives the responses of a long-lived exchange (an observation)."""
+
+    def on_response(self, msg: Message) -> None: ...
+
+    def on_error(self, error: BaseException) -> None: ...
+
+
 class Subscription:
     """An observation we hold on a remote resource: iterate to receive notifications."""
 
@@ -53,7 +61,7 @@ class Subscription:
         self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
         self.active = True
 
-    def _on_response(self, msg: Message) -> None:
+    def on_response(self, msg: Message) -> None:
         if not self.first.done():
             self.first.set_result(msg)
             if msg.observe is None:
@@ -61,7 +69,7 @@ class Subscription:
             return
         self._queue.put_nowait(msg)
 
-    def _on_error(self, error: BaseException) -> None:
+    def on_error(self, error: BaseException) -> None:
         self.active = False
         if not self.first.done():
             self.first.set_exception(error)
@@ -81,7 +89,7 @@ class Subscription:
             self.active = False
         block = item.block2
         if block is not None and block.more:
-            item = await self.endpoint._complete_blocks(self.request, item, self.remote)
+            item = await self.endpoint.complete_blocks(self.request, item, self.remote)
         return item
 
     async def cancel(self, *, active: bool = True) -> None:
@@ -221,16 +229,18 @@ class UdpEndpoint:
         for ev in events:
             if isinstance(ev, ResponseReceived):
                 user = ev.exchange.user
-                if isinstance(user, Subscription):
-                    user._on_response(ev.response)
-                elif user is not None and not user.done():
-                    user.set_result(ev.response)
+                if isinstance(user, asyncio.Future):
+                    if not user.done():
+                        user.set_result(ev.response)
+                elif user is not None:
+                    user.on_response(ev.response)
             elif isinstance(ev, ExchangeFailed):
                 user = ev.exchange.user
-                if isinstance(user, Subscription):
-                    user._on_error(ev.error)
-                elif user is not None and not user.done():
-                    user.set_exception(ev.error)
+                if isinstance(user, asyncio.Future):
+                    if not user.done():
+                        user.set_exception(ev.error)
+                elif user is not None:
+                    user.on_error(ev.error)
             elif isinstance(ev, MessageRejected | MessageTimedOut):
                 self.dispatcher.observer_lost(ev.peer, ev.token)
             elif isinstance(ev, MessageAcknowledged):
@@ -293,11 +303,22 @@ class UdpEndpoint:
         return addr
 
     async def _normalize(self, remote: Address) -> Address:
-        if self.family == socket.AF_INET6 and len(remote) == 4:
-            return remote
-        if self.family == socket.AF_INET and len(remote) == 2 and remote[0][:1].isdigit():
+        if self.family == socket.AF_INET6:
+            if len(remote) == 4:
+                return remote
+            host = remote[0]
+            if ":" in host and "%" not in host:
+                return (host, remote[1], 0, 0)
+        elif len(remote) == 2 and remote[0][:1].isdigit():
             return remote
         return await self.resolve(str(remote[0]), int(remote[1]))
+
+    def new_token(self) -> bytes:
+        return self.layer.new_token()
+
+    def identity_of(self, remote: Address) -> str | None:
+        """The authenticated identity of a peer; plain UDP has none."""
+        return None
 
     async def _exchange(self, request: Message, remote: Address,
                         timeout: float | None) -> Message:
@@ -330,10 +351,10 @@ class UdpEndpoint:
             response = await self._exchange(request, remote, timeout)
         block = response.block2
         if block is not None and block.more:
-            response = await self._complete_blocks(request, response, remote, timeout)
+            response = await self.complete_blocks(request, response, remote, timeout)
         return response
 
-    async def _complete_blocks(self, request: Message, first: Message, remote: Address,
+    async def complete_blocks(self, request: Message, first: Message, remote: Address,
                                timeout: float | None = None) -> Message:
         collector = Block2Collector(request, first)
         while collector.more:
@@ -357,10 +378,33 @@ class UdpEndpoint:
         first = await sub.first
         block = first.block2
         if block is not None and block.more:
-            full = await self._complete_blocks(sub.request, first, remote)
+            full = await self.complete_blocks(sub.request, first, remote)
             sub.first = self.loop.create_future()
             sub.first.set_result(full)
         return sub
+
+    async def observe_with(self, request: Message, remote: Address, sink: ResponseSink
+                           ) -> Exchange:
+        """Send an observe request whose responses (the first one included) all go to
+        ``sink``; returns the exchange, whose token identifies the observation."""
+        remote = await self._normalize(remote)
+        ex = self.layer.send_request(request, remote, self.clock())
+        ex.user = sink
+        self._after_io()
+        return ex
+
+    async def resume_observation(self, request: Message, remote: Address, sink: ResponseSink
+                                 ) -> Exchange:
+        """Route notifications carrying ``request.token`` to ``sink`` (after a restart)."""
+        remote = await self._normalize(remote)
+        ex = self.layer.resume_observation(request, remote)
+        ex.user = sink
+        return ex
+
+    def forget(self, exchange: Exchange) -> None:
+        """Stop routing an exchange's responses; later notifications get a Reset."""
+        self.layer.cancel(exchange, self.clock())
+        self._after_io()
 
     async def ping(self, remote: Address, timeout: float | None = None) -> float:
         """CoAP ping; returns the round-trip time in seconds."""

@@ -1,0 +1,654 @@
+"""SenML JSON (110) and SenML CBOR (112), RFC 8428 with the LwM2M rules.
+
+Labels used: base name ``bn``, base time ``bt``, name ``n``, time ``t``, and one value per
+record: ``v`` (number: integers, unsigned, floats, times), ``vs`` (string, core link),
+``vb`` (boolean), ``vd`` (opaque: base64url without padding in JSON, a byte string in CBOR)
+and ``vlo`` (object link ``"oid:iid"``, the LwM2M extension; its CBOR label is the text
+``"vlo"``, since no integer label is registered). CBOR labels: bn -2, bt -3, n 0, v 2, vs 3,
+vb 4, t 6, vd 8.
+
+Decoding rejects unknown labels, must-understand labels (ending in ``_``), the sum and
+base-value labels (``s``, ``bs``, ``bv``: ignoring them would change values), records with
+two values, and labels of the wrong JSON/CBOR type. Units (``u``, ``bu``), ``bver`` and
+``ut`` carry nothing LwM2M needs and are ignored.
+
+Encoding writes one ``bn`` (on the first record) and relative names when a node has more than
+one value, and full names otherwise; integers stay integers, and CBOR floats take their
+shortest exact width.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from ..errors import InvalidPath, InvalidPayload, InvalidValue, PathNotAllowed
+from ..model.registry import ModelRegistry
+from ..nodes import (
+    LwM2MObject,
+    MultipleResource,
+    Node,
+    ObjectInstance,
+    Resource,
+    ResourceInstance,
+    SingleResource,
+    TimestampedNodes,
+    instance_trusted,
+    multiple_trusted,
+    node_matches_path,
+    object_trusted,
+)
+from ..path import LwM2MPath
+from ..values import ResourceType, Value, time_to_seconds
+from .cbor_support import ShortFloat, dump, load_one
+from .content_format import ContentFormat
+from .tree_assembly import Leaf, assemble, group_leaves
+from .value_mapping import (
+    Kind,
+    ValueMapper,
+    b64url_decode,
+    b64url_encode,
+)
+from .value_mapping import (
+    identity_converter as _identity,
+)
+
+__all__ = [
+    "decode_senml",
+    "decode_senml_composite",
+    "decode_senml_paths",
+    "decode_senml_timestamped",
+    "encode_senml",
+    "encode_senml_composite",
+    "encode_senml_paths",
+    "encode_senml_timestamped",
+]
+
+_MISSING: Final = object()
+_new_tuple = tuple.__new__
+_NUMBER_TYPES: Final = (int, float)
+
+# Roles of labels in a record.
+_BN, _BT, _N, _T, _VALUE, _IGNORED = range(6)
+
+
+class _Dialect:
+    """Label spellings and value representations of one SenML serialisation."""
+
+    __slots__ = (
+        "bn",
+        "bt",
+        "fmt",
+        "labels",
+        "n",
+        "names",
+        "opaque_is_text",
+        "shapes",
+        "t",
+        "value_keys",
+    )
+
+    def __init__(
+        self, fmt: int, keys: Mapping[str, Any], ignored: Iterable[Any], opaque_is_text: bool
+    ) -> None:
+        self.fmt = fmt
+        self.opaque_is_text = opaque_is_text
+        self.bn, self.bt, self.n, self.t = keys["bn"], keys["bt"], keys["n"], keys["t"]
+        self.names: dict[Any, str] = {key: name for name, key in keys.items()}
+        labels: dict[Any, tuple[int, int]] = {
+            keys["bn"]: (_BN, -1),
+            keys["bt"]: (_BT, -1),
+            keys["n"]: (_N, -1),
+            keys["t"]: (_T, -1),
+            keys["v"]: (_VALUE, Kind.NUMBER),
+            keys["vs"]: (_VALUE, Kind.STRING),
+            keys["vb"]: (_VALUE, Kind.BOOLEAN),
+            keys["vd"]: (_VALUE, Kind.OPAQUE),
+            keys["vlo"]: (_VALUE, Kind.OBJLNK),
+        }
+        for key in ignored:
+            labels[key] = (_IGNORED, -1)
+        self.labels = labels
+        # record key tuple -> (value key or _MISSING, kind, has bn, has bt, has t)
+        self.shapes: dict[tuple[Any, ...], tuple[Any, int, bool, bool, bool]] = {}
+        self.value_keys: dict[ResourceType, Any] = {
+            ResourceType.STRING: keys["vs"],
+            ResourceType.CORELNK: keys["vs"],
+            ResourceType.INTEGER: keys["v"],
+            ResourceType.UNSIGNED_INTEGER: keys["v"],
+            ResourceType.FLOAT: keys["v"],
+            ResourceType.TIME: keys["v"],
+            ResourceType.BOOLEAN: keys["vb"],
+            ResourceType.OPAQUE: keys["vd"],
+            ResourceType.OBJLNK: keys["vlo"],
+        }
+
+    def shape(self, record: dict[Any, Any], index: int) -> tuple[Any, int, bool, bool, bool]:
+        keys = tuple(record)
+        found = self.shapes.get(keys)
+        if found is not None:
+            return found
+        value_key: Any = _MISSING
+        kind = -1
+        for key in keys:
+            role = self.labels.get(key)
+            if role is None:
+                label = key if isinstance(key, str) else repr(key)
+                if isinstance(key, str) and key.endswith("_"):
+                    reason = f"must-understand label {label!r} is not supported"
+                else:
+                    reason = f"unknown or unsupported label {label!r}"
+                raise InvalidPayload(self.fmt, None, reason, index=index)
+            if role[0] == _VALUE:
+                if value_key is not _MISSING:
+                    raise InvalidPayload(
+                        self.fmt,
+                        None,
+                        f"conflicting values {self.names[value_key]!r} and {self.names[key]!r}",
+                        index=index,
+                    )
+                value_key, kind = key, role[1]
+        names = self.names
+        result = (
+            value_key,
+            kind,
+            any(names.get(k) == "bn" for k in keys),
+            any(names.get(k) == "bt" for k in keys),
+            any(names.get(k) == "t" for k in keys),
+        )
+        if len(self.shapes) < 512:
+            self.shapes[keys] = result
+        return result
+
+
+JSON_DIALECT: Final = _Dialect(
+    ContentFormat.SENML_JSON,
+    {
+        "bn": "bn",
+        "bt": "bt",
+        "n": "n",
+        "t": "t",
+        "v": "v",
+        "vs": "vs",
+        "vb": "vb",
+        "vd": "vd",
+        "vlo": "vlo",
+    },
+    ("u", "bu", "bver", "ut"),
+    opaque_is_text=True,
+)
+CBOR_DIALECT: Final = _Dialect(
+    ContentFormat.SENML_CBOR,
+    {"bn": -2, "bt": -3, "n": 0, "t": 6, "v": 2, "vs": 3, "vb": 4, "vd": 8, "vlo": "vlo"},
+    (1, -4, -1, 7),
+    opaque_is_text=False,
+)
+
+
+def _dialect(fmt: int) -> _Dialect:
+    return JSON_DIALECT if fmt == ContentFormat.SENML_JSON else CBOR_DIALECT
+
+
+# --- names ---------------------------------------------------------------------------------------
+_NAME_CACHE: dict[str, LwM2MPath] = {}
+
+
+def _parse_name(fmt: int, name: str, index: int) -> LwM2MPath:
+    path = _NAME_CACHE.get(name)
+    if path is not None:
+        return path
+    try:
+        path = LwM2MPath.parse(name)
+    except InvalidPath as exc:
+        raise InvalidPayload(fmt, None, f"name {name!r}: {exc.reason}", index=index) from None
+    if len(_NAME_CACHE) >= 4096:
+        _NAME_CACHE.clear()
+    _NAME_CACHE[name] = path
+    return path
+
+
+# --- parsing -------------------------------------------------------------------------------------
+# index, path, kind (-1: no value), raw value, time (bt + t)
+_Record = tuple[int, LwM2MPath, int, Any, float]
+
+
+def _load(dialect: _Dialect, payload: bytes) -> list[Any]:
+    fmt = dialect.fmt
+    if dialect.opaque_is_text:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload(fmt, None, "not UTF-8", offset=exc.start) from None
+        try:
+            document = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise InvalidPayload(fmt, None, "JSON nesting too deep") from None
+        except ValueError as exc:
+            offset = getattr(exc, "pos", None)
+            raise InvalidPayload(fmt, None, f"malformed JSON: {exc}", offset=offset) from None
+    else:
+        document = load_one(fmt, payload)
+    if type(document) is not list:
+        raise InvalidPayload(fmt, None, "a SenML pack must be an array of records")
+    return document
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_records(dialect: _Dialect, payload: bytes, *, values: bool) -> Iterator[_Record]:
+    fmt = dialect.fmt
+    base_name = ""
+    base_time: float = 0
+    bn_key, bt_key, n_key, t_key = dialect.bn, dialect.bt, dialect.n, dialect.t
+    for index, record in enumerate(_load(dialect, payload)):
+        if type(record) is not dict:
+            raise InvalidPayload(fmt, None, "a SenML record must be a map", index=index)
+        value_key, kind, has_bn, has_bt, has_t = dialect.shape(record, index)
+        if has_bn:
+            base_name = record[bn_key]
+            if type(base_name) is not str:
+                raise InvalidPayload(fmt, None, "base name is not a string", index=index)
+        if has_bt:
+            base_time = record[bt_key]
+            if type(base_time) not in _NUMBER_TYPES:
+                raise InvalidPayload(fmt, None, "base time is not a number", index=index)
+        name = record.get(n_key, "")
+        if type(name) is not str:
+            raise InvalidPayload(fmt, None, "name is not a string", index=index)
+        time = base_time
+        if has_t:
+            offset = record[t_key]
+            if type(offset) not in _NUMBER_TYPES:
+                raise InvalidPayload(fmt, None, "time is not a number", index=index)
+            time = base_time + offset
+        path = _parse_name(fmt, base_name + name, index)
+        if value_key is _MISSING:
+            if values:
+                raise InvalidPayload(fmt, path, "the record has no value", index=index)
+            yield index, path, -1, None, time
+            continue
+        if not values:
+            raise InvalidPayload(
+                fmt, path, "a path list record must not carry a value", index=index
+            )
+        raw = record[value_key]
+        if kind == Kind.NUMBER:
+            if type(raw) not in _NUMBER_TYPES:
+                raise InvalidPayload(fmt, path, "'v' is not a number", index=index)
+        elif kind == Kind.STRING or kind == Kind.OBJLNK:
+            if type(raw) is not str:
+                raise InvalidPayload(
+                    fmt, path, f"{dialect.names[value_key]!r} is not a string", index=index
+                )
+        elif kind == Kind.BOOLEAN:
+            if type(raw) is not bool:
+                raise InvalidPayload(fmt, path, "'vb' is not a boolean", index=index)
+        elif dialect.opaque_is_text:
+            try:
+                raw = b64url_decode(raw)
+            except ValueError as exc:
+                raise InvalidPayload(
+                    fmt, path, f"'vd' is not base64url: {exc}", index=index
+                ) from None
+        elif type(raw) is not bytes:
+            raise InvalidPayload(fmt, path, "'vd' is not a byte string", index=index)
+        if len(path) < 3:
+            raise InvalidPayload(
+                fmt, path, "a value must name a resource or resource instance", index=index
+            )
+        yield index, path, kind, raw, time
+
+
+def _leaves(
+    dialect: _Dialect, records: Iterable[_Record], model: ModelRegistry | None
+) -> list[Leaf]:
+    convert = ValueMapper(dialect.fmt, model).convert
+    leaves: list[Leaf] = []
+    for index, path, kind, raw, _ in records:
+        rtype, value, info = convert(path, kind, raw, index)
+        leaves.append((path, rtype, value, info, index))
+    return leaves
+
+
+def decode_senml(fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry | None) -> Node:
+    dialect = _dialect(fmt)
+    if len(path) in (1, 2):
+        return _decode_container(dialect, payload, path, model)
+    leaves = _leaves(dialect, _parse_records(dialect, payload, values=True), model)
+    base_info = ValueMapper(fmt, model).info(path)
+    return assemble(fmt, path, leaves, base_info)
+
+
+# Python types each value kind must have on the wire (opaque: text in JSON, bytes in CBOR).
+_KIND_TYPES: Final = ((int, float), (str,), (bool,), (bytes,), (str,))
+_JSON_KIND_TYPES: Final = ((int, float), (str,), (bool,), (str,), (str,))
+
+
+# path, object id, instance id, resource id, resource instance id (-1: none), model entry
+_NameEntry = tuple[LwM2MPath, int, int, int, int, ResourceType | None, bool | None, tuple[Any, ...]]
+
+
+def _name_entry(fmt: int, mapper: ValueMapper, name: str, index: int) -> _NameEntry:
+    path = _parse_name(fmt, name, index)
+    if len(path) < 3:
+        raise InvalidPayload(
+            fmt, path, "a value must name a resource or resource instance", index=index
+        )
+    rtype, multiple, converters = mapper.entry(path)
+    ri = path[3] if len(path) == 4 else -1
+    return (path, path[0], path[1], path[2], ri, rtype, multiple, converters)
+
+
+def _decode_container(
+    dialect: _Dialect, payload: bytes, base: LwM2MPath, model: ModelRegistry | None
+) -> Node:
+    """Object or object instance decoding in one pass (the hot path of Read responses).
+
+    It does what :func:`_parse_records` + :func:`assemble` do, with the per-name work (path
+    parsing, model lookup) cached and the nodes built straight into their parent dicts.
+    """
+    fmt = dialect.fmt
+    mapper = ValueMapper(fmt, model)
+    kind_types = _JSON_KIND_TYPES if dialect.opaque_is_text else _KIND_TYPES
+    text_opaque = dialect.opaque_is_text
+    shapes = dialect.shapes
+    bn_key, bt_key, n_key, t_key = dialect.bn, dialect.bt, dialect.n, dialect.t
+    depth = len(base)
+    base_object = base[0]
+    base_instance = base[1] if depth == 2 else -1
+    # Everything derived from a record name, cached per model: path and model entry.
+    names: dict[str, _NameEntry] = mapper.scratch("senml-names")  # type: ignore[assignment]
+    instances: dict[int, dict[int, Resource]] = {}
+    multiples: dict[tuple[int, int], tuple[ResourceType, dict[int, Value]]] = {}
+    base_name = ""
+    for index, record in enumerate(_load(dialect, payload)):
+        if type(record) is not dict:
+            raise InvalidPayload(fmt, None, "a SenML record must be a map", index=index)
+        shape = shapes.get(tuple(record))
+        if shape is None:
+            shape = dialect.shape(record, index)
+        value_key, kind, has_bn, has_bt, has_t = shape
+        if has_bn:
+            base_name = record[bn_key]
+            if type(base_name) is not str:
+                raise InvalidPayload(fmt, None, "base name is not a string", index=index)
+        if has_bt and type(record[bt_key]) not in _NUMBER_TYPES:
+            raise InvalidPayload(fmt, None, "base time is not a number", index=index)
+        if has_t and type(record[t_key]) not in _NUMBER_TYPES:
+            raise InvalidPayload(fmt, None, "time is not a number", index=index)
+        name = record.get(n_key, "")
+        if type(name) is not str:
+            raise InvalidPayload(fmt, None, "name is not a string", index=index)
+        full_name = base_name + name
+        entry = names.get(full_name)
+        if entry is None:
+            entry = _name_entry(fmt, mapper, full_name, index)
+            if len(names) < 4096:
+                names[full_name] = entry
+        path, oid, iid, rid, ri, rtype, multiple, converters = entry
+        if value_key is _MISSING:
+            raise InvalidPayload(fmt, path, "the record has no value", index=index)
+        raw = record[value_key]
+        if type(raw) not in kind_types[kind]:
+            label = dialect.names[value_key]
+            raise InvalidPayload(fmt, path, f"{label!r} has the wrong type", index=index)
+        if oid != base_object or (base_instance >= 0 and iid != base_instance):
+            raise PathNotAllowed(fmt, path, f"is outside the request path {base}", index=index)
+        if kind == Kind.OPAQUE and text_opaque:
+            try:
+                raw = b64url_decode(raw)
+            except ValueError as exc:
+                raise InvalidPayload(
+                    fmt, path, f"'vd' is not base64url: {exc}", index=index
+                ) from None
+        if rtype is None:
+            try:
+                rtype, value = mapper.derive(kind, raw)
+            except ValueError as exc:
+                raise InvalidValue(fmt, path, f"{raw!r} is not valid: {exc}", index=index) from None
+        else:
+            converter = converters[kind]
+            if converter is _identity:
+                value = raw
+            elif converter is None:
+                mapper.convert(path, kind, raw, index)  # raises the mismatch error
+                raise AssertionError  # pragma: no cover
+            else:
+                try:
+                    value = converter(raw)
+                except ValueError as exc:
+                    raise InvalidValue(
+                        fmt, path, f"{raw!r} is not a valid value: {exc}", index=index
+                    ) from None
+        resources = instances.get(iid)
+        if resources is None:
+            resources = instances[iid] = {}
+        if ri < 0:
+            if multiple:
+                raise InvalidValue(
+                    fmt,
+                    path,
+                    "the resource is multiple-instance: values need an instance id",
+                    index=index,
+                )
+            if rid in resources:
+                raise InvalidPayload(fmt, path, "the path appears twice", index=index)
+            resources[rid] = _new_tuple(SingleResource, (rid, rtype, value))
+        else:
+            if multiple is False:
+                raise InvalidValue(
+                    fmt,
+                    path,
+                    "the resource is single-instance: it has no resource instances",
+                    index=index,
+                )
+            key = (iid, rid)
+            found = multiples.get(key)
+            if found is None:
+                if rid in resources:
+                    raise InvalidPayload(fmt, path, "the path appears twice", index=index)
+                multiples[key] = (rtype, {ri: value})
+                resources[rid] = None  # type: ignore[assignment]  # keeps the payload order
+            else:
+                values = found[1]
+                if ri in values:
+                    raise InvalidPayload(fmt, path, "the path appears twice", index=index)
+                values[ri] = value
+    for (iid, rid), (rtype, values) in multiples.items():
+        instances[iid][rid] = multiple_trusted(rid, rtype, values)
+    if depth == 2:
+        return instance_trusted(base[1], instances.get(base[1], {}))
+    return object_trusted(
+        base[0], {iid: instance_trusted(iid, res) for iid, res in sorted(instances.items())}
+    )
+
+
+def decode_senml_composite(
+    fmt: int, payload: bytes, paths: list[LwM2MPath] | None, model: ModelRegistry | None
+) -> dict[LwM2MPath, Node]:
+    dialect = _dialect(fmt)
+    leaves = _leaves(dialect, _parse_records(dialect, payload, values=True), model)
+    return group_leaves(fmt, leaves, paths)
+
+
+def decode_senml_timestamped(
+    fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry | None
+) -> list[TimestampedNodes]:
+    dialect = _dialect(fmt)
+    records = list(_parse_records(dialect, payload, values=True))
+    groups: list[tuple[float, list[_Record]]] = []
+    for record in records:
+        if groups and groups[-1][0] == record[4]:
+            groups[-1][1].append(record)
+        else:
+            groups.append((record[4], [record]))
+    out: list[TimestampedNodes] = []
+    for time, members in groups:
+        leaves = _leaves(dialect, members, model)
+        if path:
+            nodes: dict[LwM2MPath, Node] = {path: assemble(fmt, path, leaves)}
+        else:
+            nodes = group_leaves(fmt, leaves, None)
+        out.append(TimestampedNodes(None if time == 0 else time, nodes))
+    return out
+
+
+def decode_senml_paths(fmt: int, payload: bytes) -> list[LwM2MPath]:
+    dialect = _dialect(fmt)
+    return [record[1] for record in _parse_records(dialect, payload, values=False)]
+
+
+# --- encoding ------------------------------------------------------------------------------------
+_ID_TEXT: Final = [str(i) for i in range(256)]
+
+
+def _id_text(value: int) -> str:
+    return _ID_TEXT[value] if value < 256 else str(value)
+
+
+def _relative_values(node: Node, prefix: str) -> Iterator[tuple[str, ResourceType, Value]]:
+    """(relative name, type, value) of every value of ``node``; names start with ``prefix``."""
+    if isinstance(node, ObjectInstance):
+        for rid, resource in node.resources.items():
+            name = prefix + _id_text(rid)
+            if isinstance(resource, SingleResource):
+                yield name, resource.type, resource.value
+            else:
+                rtype = resource.type
+                name += "/"
+                for ri, value in resource.instances.items():
+                    yield name + _id_text(ri), rtype, value
+    elif isinstance(node, MultipleResource):
+        rtype = node.type
+        for ri, value in node.instances.items():
+            yield prefix + _id_text(ri), rtype, value
+    elif isinstance(node, LwM2MObject):
+        for iid, instance in node.instances.items():
+            yield from _relative_values(instance, prefix + _id_text(iid) + "/")
+    else:
+        yield prefix.rstrip("/"), node.type, node.value
+
+
+def _wire_value(dialect: _Dialect, rtype: ResourceType, value: Value) -> Any:
+    if rtype is ResourceType.STRING or rtype is ResourceType.CORELNK:
+        if type(value) is not str:
+            raise ValueError("expected str")
+        return value
+    if rtype is ResourceType.INTEGER or rtype is ResourceType.UNSIGNED_INTEGER:
+        if type(value) is not int:
+            raise ValueError("expected int")
+        return value
+    if rtype is ResourceType.FLOAT:
+        if type(value) is not float:
+            raise ValueError("expected float")
+        return value if dialect.opaque_is_text else ShortFloat(value)
+    if rtype is ResourceType.BOOLEAN:
+        if type(value) is not bool:
+            raise ValueError("expected bool")
+        return value
+    if rtype is ResourceType.OPAQUE:
+        return b64url_encode(value) if dialect.opaque_is_text else bytes(value)  # type: ignore[arg-type]
+    if rtype is ResourceType.TIME:
+        return time_to_seconds(value)  # type: ignore[arg-type]
+    if rtype is ResourceType.OBJLNK:
+        return str(value)
+    raise ValueError("executable resources carry no value")
+
+
+def _records_for(
+    dialect: _Dialect,
+    values: Iterable[tuple[str, ResourceType, Value]],
+    base: str,
+    error_path: object,
+) -> list[dict[Any, Any]]:
+    name_key = dialect.n
+    value_keys = dialect.value_keys
+    records: list[dict[Any, Any]] = []
+    for name, rtype, value in values:
+        if rtype is ResourceType.STRING and type(value) is str:
+            wire: Any = value
+        else:
+            try:
+                wire = _wire_value(dialect, rtype, value)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise InvalidValue(
+                    dialect.fmt, f"{base}{name}", f"cannot encode {value!r}: {exc}"
+                ) from None
+        records.append({name_key: name, value_keys[rtype]: wire})
+    if base and records:
+        first = records[0]
+        records[0] = {dialect.bn: base, **first}
+    return records
+
+
+def _serialise(dialect: _Dialect, records: list[dict[Any, Any]], error_path: object) -> bytes:
+    if dialect.opaque_is_text:
+        try:
+            return json.dumps(
+                records, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        except ValueError as exc:
+            raise InvalidValue(
+                dialect.fmt, error_path, f"not representable in JSON: {exc}"
+            ) from None
+    return dump(records)
+
+
+def encode_senml(fmt: int, path: LwM2MPath, node: Node) -> bytes:
+    dialect = _dialect(fmt)
+    problem = node_matches_path(path, node)
+    if problem is not None:
+        raise PathNotAllowed(fmt, path, problem)
+    text = str(path)
+    node_type = type(node)
+    if node_type is SingleResource or node_type is ResourceInstance:
+        records = _records_for(dialect, [("", node.type, node.value)], "", path)  # type: ignore[union-attr]
+        records[0][dialect.n] = text
+        return _serialise(dialect, records, path)
+    values = list(_relative_values(node, ""))
+    if len(values) == 1:
+        name, rtype, value = values[0]
+        records = _records_for(dialect, [(text + "/" + name, rtype, value)], "", path)
+    else:
+        records = _records_for(dialect, values, text + "/", path)
+    return _serialise(dialect, records, path)
+
+
+def _absolute_values(nodes: Mapping[LwM2MPath, Node]) -> Iterator[tuple[str, ResourceType, Value]]:
+    for path, node in nodes.items():
+        problem = node_matches_path(path, node)
+        if problem is not None:
+            raise PathNotAllowed(None, path, problem)
+        text = str(path)
+        if type(node) is SingleResource or type(node) is ResourceInstance:
+            yield text, node.type, node.value
+        else:
+            yield from _relative_values(node, text + "/")
+
+
+def encode_senml_composite(fmt: int, nodes: Mapping[LwM2MPath, Node]) -> bytes:
+    dialect = _dialect(fmt)
+    return _serialise(dialect, _records_for(dialect, _absolute_values(nodes), "", None), None)
+
+
+def encode_senml_timestamped(fmt: int, groups: Iterable[TimestampedNodes]) -> bytes:
+    dialect = _dialect(fmt)
+    records: list[dict[Any, Any]] = []
+    current: float = 0
+    for group in groups:
+        group_records = _records_for(dialect, _absolute_values(group.nodes), "", None)
+        wanted = 0 if group.timestamp is None else group.timestamp
+        if group_records and wanted != current:
+            first = group_records[0]
+            group_records[0] = {dialect.bt: wanted, **first}
+            current = wanted
+        records.extend(group_records)
+    return _serialise(dialect, records, None)
+
+
+def encode_senml_paths(fmt: int, paths: Iterable[LwM2MPath]) -> bytes:
+    dialect = _dialect(fmt)
+    return _serialise(dialect, [{dialect.n: str(path)} for path in paths], None)

@@ -1,0 +1,135 @@
+"""Queue mode: which clients are awake, and the persisted queue of requests for the others.
+
+A queue-mode client is reachable for ``awake_time`` after it last spoke (Register, Update,
+Send, a notification). Requests for it while it sleeps are stored with a TTL and sent, in
+order, the next time it wakes; each request's result is stored and announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiolwm2m.lwm2m.operations import (
+    Operation,
+    Response,
+    describe,
+    operation_from_dict,
+    operation_to_dict,
+    response_to_dict,
+)
+from aiolwm2m.store.interfaces import QueueStore
+from aiolwm2m.store.records import DONE, EXPIRED, FAILED, QueuedRequest, Registration
+
+from .config import ServerConfig
+from .deadlines import DeadlineHeap
+from .events import Awake, Event, QueuedRequestFinished, Sleeping
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[Registration, Operation], Awaitable[Response]]
+
+
+class QueueExpired(Exception):
+    """The queued request's TTL ran out before the client woke up."""
+
+
+class QueueMode:
+    def __init__(self, store: QueueStore, config: ServerConfig, emit: Callable[[Event], None],
+                 sender: Sender) -> None:
+        self.store = store
+        self.config = config
+        self.emit = emit
+        self.sender = sender
+        self.awake = DeadlineHeap()
+        self._sleeping_regs: dict[str, Registration] = {}
+        self._waiters: dict[str, asyncio.Future[Response]] = {}
+        self._flushing: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_awake(self, reg: Registration) -> bool:
+        return not reg.queue_mode or self.awake.deadline(reg.id) is not None
+
+    def woke(self, reg: Registration) -> None:
+        """``reg`` just spoke to us: it is awake for awake_time, and its queue is sent."""
+        if not reg.queue_mode:
+            return
+        was_awake = self.awake.deadline(reg.id) is not None
+        self.awake.schedule(reg.id, self.config.clock() + self.config.awake_time)
+        self._sleeping_regs[reg.id] = reg
+        if not was_awake:
+            self.emit(Awake(reg))
+        task = asyncio.ensure_future(self.flush(reg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forget(self, reg: Registration) -> None:
+        self.awake.cancel(reg.id)
+        self._sleeping_regs.pop(reg.id, None)
+
+    def sleep_due(self) -> None:
+        for rid in self.awake.pop_due(self.config.clock()):
+            reg = self._sleeping_regs.pop(rid, None)
+            if reg is not None:
+                self.emit(Sleeping(reg))
+
+    async def enqueue(self, reg: Registration, op: Operation, ttl: float | None = None
+                      ) -> QueuedRequest:
+        now = self.config.clock()
+        request = QueuedRequest(
+            id=secrets.token_urlsafe(9), endpoint=reg.endpoint, operation=operation_to_dict(op),
+            created_at=now, expires_at=now + (self.config.queue_ttl if ttl is None else ttl))
+        await self.store.push(request)
+        log.info("queued %s for sleeping %s as %s", describe(op), reg.endpoint, request.id)
+        return request
+
+    def waiter(self, request_id: str) -> asyncio.Future[Response]:
+        fut = self._waiters.get(request_id)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters[request_id] = fut
+        return fut
+
+    async def flush(self, reg: Registration) -> None:
+        lock = self._flushing.setdefault(reg.endpoint, asyncio.Lock())
+        async with lock:
+            for request in await self.store.pending(reg.endpoint):
+                now = self.config.clock()
+                if request.expires_at <= now:
+                    await self._finish(request, EXPIRED, None, None, QueueExpired(request.id))
+                    continue
+                try:
+                    op = operation_from_dict(request.operation)
+                    response = await self.sender(reg, op)
+                except Exception as e:
+                    await self._finish(request, FAILED, {"error": str(e)}, None, e)
+                    continue
+                await self._finish(request, DONE, response_to_dict(response), response, None)
+
+    async def expire_due(self) -> None:
+        for request in await self.store.expired(self.config.clock()):
+            await self._finish(request, EXPIRED, None, None, QueueExpired(request.id))
+
+    async def purge(self) -> None:
+        await self.store.purge_finished(self.config.clock() - self.config.queue_result_retention)
+
+    async def _finish(self, request: QueuedRequest, state: str, result: dict[str, object] | None,
+                      response: Response | None, error: BaseException | None) -> None:
+        done = await self.store.finish(request.id, state, result, self.config.clock())
+        fut = self._waiters.pop(request.id, None)
+        if fut is not None and not fut.done():
+            if response is not None:
+                fut.set_result(response)
+            else:
+                fut.set_exception(error or QueueExpired(request.id))
+        if done is not None:
+            self.emit(QueuedRequestFinished(done))
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.cancel()

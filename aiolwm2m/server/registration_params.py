@@ -1,0 +1,166 @@
+"""Parsing and checking Register / Update requests (LwM2M 1.1 registration interface).
+
+Sans-IO: query items and payload in, typed parameters or a :class:`RegistrationError`
+carrying the CoAP code to answer with (4.00 bad parameters, 4.12 unsupported version,
+4.15 payload that is not link format) out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiolwm2m.coap.codes import Code
+from aiolwm2m.lwm2m.errors import LwM2MError
+from aiolwm2m.lwm2m.formats import ObjectList, decode_object_list
+from aiolwm2m.store.records import ObjectLinkEntry
+
+MAX_ENDPOINT_LENGTH = 255
+MAX_LIFETIME = 0xFFFFFFFF
+_BINDING_LETTERS = frozenset("UTSN")
+# Objects a client must not list (Security, OSCORE): ignored rather than refused, since
+# deployed 1.0 clients do list /0.
+_UNLISTED_OBJECTS = frozenset({0, 21})
+
+
+class RegistrationError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLinks:
+    links: str
+    objects: tuple[ObjectLinkEntry, ...]
+    root_path: str
+    content_formats: tuple[int, ...]
+    versions: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterParams:
+    endpoint: str
+    lifetime: int
+    lwm2m_version: str
+    binding: str
+    queue_mode: bool
+    sms: str | None
+    extra: tuple[tuple[str, str], ...]
+    object_links: ObjectLinks
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateParams:
+    lifetime: int | None
+    binding: str | None
+    queue_mode: bool | None
+    sms: str | None
+    object_links: ObjectLinks | None
+
+
+def _query(items: Sequence[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise RegistrationError(Code.BAD_REQUEST, f"empty query parameter in {item!r}")
+        if key in out:
+            raise RegistrationError(Code.BAD_REQUEST, f"parameter {key!r} given twice")
+        out[key] = value if eq else None
+    return out
+
+
+def _lifetime(text: str | None) -> int:
+    if text is None or not text.isascii() or not text.isdigit():
+        raise RegistrationError(Code.BAD_REQUEST, f"lt={text!r} is not a positive integer")
+    value = int(text)
+    if not 0 < value <= MAX_LIFETIME:
+        raise RegistrationError(Code.BAD_REQUEST, f"lt={value} outside 1..{MAX_LIFETIME}")
+    return value
+
+
+def _binding(text: str | None, version: str) -> tuple[str, bool]:
+    """Binding letters and whether they ask for queue mode (1.0 spelled it ``UQ``)."""
+    if not text:
+        raise RegistrationError(Code.BAD_REQUEST, "b= needs binding letters")
+    queue = False
+    letters = text
+    if version == "1.0" and "Q" in text:
+        queue = True
+        letters = text.replace("Q", "")
+    if not letters or any(c not in _BINDING_LETTERS for c in letters) or len(
+            set(letters)) != len(letters):
+        raise RegistrationError(Code.BAD_REQUEST, f"b={text!r} is not a binding mode")
+    return letters, queue
+
+
+def parse_object_links(payload: bytes, content_format: int | None) -> ObjectLinks:
+    if content_format not in (None, 40):
+        raise RegistrationError(Code.UNSUPPORTED_CONTENT_FORMAT,
+                                f"object list must be link format (40), not {content_format}")
+    try:
+        text = payload.decode("utf-8")
+        parsed: ObjectList = decode_object_list(text)
+    except UnicodeDecodeError:
+        raise RegistrationError(Code.BAD_REQUEST, "object list is not UTF-8") from None
+    except LwM2MError as e:
+        raise RegistrationError(Code.BAD_REQUEST, f"bad object list: {e}") from None
+    entries: list[ObjectLinkEntry] = []
+    for obj in parsed.objects:
+        if obj.object_id in _UNLISTED_OBJECTS:
+            continue
+        entries.append(ObjectLinkEntry(obj.object_id, None, obj.version))
+        entries.extend(ObjectLinkEntry(obj.object_id, iid, None) for iid in obj.instances)
+    return ObjectLinks(text, tuple(entries), parsed.root_path, parsed.content_formats,
+                       {k: v for k, v in parsed.versions().items()
+                        if k not in _UNLISTED_OBJECTS})
+
+
+def parse_register(query: Sequence[str], payload: bytes, content_format: int | None, *,
+                   accepted_versions: frozenset[str], default_lifetime: int) -> RegisterParams:
+    q = _query(query)
+    endpoint = q.pop("ep", None)
+    if not endpoint:
+        raise RegistrationError(Code.BAD_REQUEST, "missing endpoint name (ep=)")
+    if len(endpoint.encode("utf-8")) > MAX_ENDPOINT_LENGTH:
+        raise RegistrationError(Code.BAD_REQUEST, "endpoint name longer than 255 bytes")
+    version = q.pop("lwm2m", None) or "1.0"
+    if version not in accepted_versions:
+        raise RegistrationError(
+            Code.PRECONDITION_FAILED,
+            f"LwM2M version {version} not supported (accepted: "
+            f"{', '.join(sorted(accepted_versions))})")
+    lifetime = _lifetime(q.pop("lt")) if "lt" in q else default_lifetime
+    binding, queue = _binding(q.pop("b"), version) if "b" in q else ("U", False)
+    if "Q" in q:
+        if q.pop("Q") is not None:
+            raise RegistrationError(Code.BAD_REQUEST, "Q takes no value")
+        queue = True
+    sms = q.pop("sms", None)
+    extra = tuple((k, v if v is not None else "") for k, v in q.items())
+    links = parse_object_links(payload, content_format)
+    return RegisterParams(endpoint, lifetime, version, binding, queue, sms, extra, links)
+
+
+def parse_update(query: Sequence[str], payload: bytes, content_format: int | None,
+                 lwm2m_version: str) -> UpdateParams:
+    q = _query(query)
+    lifetime = _lifetime(q.pop("lt")) if "lt" in q else None
+    binding: str | None = None
+    queue: bool | None = None
+    if "b" in q:
+        binding, queue_from_b = _binding(q.pop("b"), lwm2m_version)
+        if lwm2m_version == "1.0":
+            queue = queue_from_b
+    if "Q" in q:
+        if q.pop("Q") is not None:
+            raise RegistrationError(Code.BAD_REQUEST, "Q takes no value")
+        queue = True
+    sms = q.pop("sms", None)
+    for key in ("ep", "lwm2m"):
+        if key in q:
+            raise RegistrationError(Code.BAD_REQUEST, f"{key} cannot change in an Update")
+    links = parse_object_links(payload, content_format) if payload else None
+    return UpdateParams(lifetime, binding, queue, sms, links)

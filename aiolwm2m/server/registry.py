@@ -1,0 +1,206 @@
+"""Registrations: Register, Update, De-register and lifetime expiry over a RegistrationStore."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiolwm2m.coap.codes import Code
+from aiolwm2m.lwm2m.coap_mapping import DeviceContext
+from aiolwm2m.lwm2m.model import ModelRegistry
+from aiolwm2m.store.interfaces import RegistrationStore
+from aiolwm2m.store.records import Address, Registration
+
+from .config import ServerConfig
+from .deadlines import DeadlineHeap
+from .registration_params import (
+    RegistrationError,
+    parse_register,
+    parse_update,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a registration request came from: the transport, the peer address and the
+    identity the transport authenticated (None for NoSec)."""
+
+    transport: str
+    address: Address
+    identity: str | None = None
+
+
+class Authorizer(Protocol):
+    def authorize(self, endpoint: str, origin: Origin,
+                  current: Registration | None) -> str | None:
+        """None to accept, or the reason to refuse (answered with 4.03)."""
+
+
+class DefaultAuthorizer:
+    """Accepts any endpoint name, except that a name registered by an authenticated
+    identity can only be registered again by that same identity."""
+
+    def authorize(self, endpoint: str, origin: Origin,
+                  current: Registration | None) -> str | None:
+        if current is not None and current.identity is not None and (
+                current.identity != origin.identity):
+            return f"endpoint {endpoint!r} is bound to another identity"
+        return None
+
+
+class Registry:
+    def __init__(self, store: RegistrationStore, config: ServerConfig, model: ModelRegistry,
+                 authorizer: Authorizer | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.model = model
+        self.authorizer: Authorizer = authorizer or DefaultAuthorizer()
+        self.expiry = DeadlineHeap()
+        self._by_address: dict[tuple[str, Address], str] = {}
+        # Synchronous views of the live registrations, for lookups on every request.
+        self.by_id: dict[str, Registration] = {}
+        self.by_endpoint: dict[str, Registration] = {}
+        self._contexts: dict[str, DeviceContext] = {}
+        self.on_change: Callable[[], None] = lambda: None
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _index(self, reg: Registration) -> None:
+        self.by_id[reg.id] = reg
+        self.by_endpoint[reg.endpoint] = reg
+        self._by_address[(reg.transport, reg.address)] = reg.id
+        self.expiry.schedule(reg.id, reg.expires_at)
+        self._contexts.pop(reg.id, None)
+
+    def _unindex(self, reg: Registration) -> None:
+        self.by_id.pop(reg.id, None)
+        current = self.by_endpoint.get(reg.endpoint)
+        if current is not None and current.id == reg.id:
+            del self.by_endpoint[reg.endpoint]
+        key = (reg.transport, reg.address)
+        if self._by_address.get(key) == reg.id:
+            del self._by_address[key]
+        self.expiry.cancel(reg.id)
+        self._contexts.pop(reg.id, None)
+
+    async def load(self) -> list[Registration]:
+        """Index stored registrations; returns those whose lifetime ran out while down."""
+        now = self.config.clock()
+        expired = []
+        for reg in await self.store.all():
+            if reg.expired(now):
+                await self.store.remove(reg.id)
+                expired.append(reg)
+            else:
+                self._index(reg)
+        return expired
+
+    def context(self, reg: Registration) -> DeviceContext:
+        ctx = self._contexts.get(reg.id)
+        if ctx is None:
+            versions = {o.object_id: o.version for o in reg.objects if o.version is not None}
+            ctx = DeviceContext.for_client(self.model, reg.lwm2m_version, reg.content_formats,
+                                           reg.root_path, versions)
+            self._contexts[reg.id] = ctx
+        return ctx
+
+    def id_for_address(self, transport: str, address: Address) -> str | None:
+        return self._by_address.get((transport, address))
+
+    # -- the registration interface -------------------------------------------------------
+
+    async def register(self, query: list[str], payload: bytes, content_format: int | None,
+                       origin: Origin) -> tuple[Registration, Registration | None]:
+        params = parse_register(query, payload, content_format,
+                                accepted_versions=self.config.lwm2m_versions,
+                                default_lifetime=self.config.default_lifetime)
+        current = await self.store.get_by_endpoint(params.endpoint)
+        refusal = self.authorizer.authorize(params.endpoint, origin, current)
+        if refusal is not None:
+            raise RegistrationError(Code.FORBIDDEN, refusal)
+        lifetime = max(params.lifetime, self.config.min_lifetime)
+        now = self.config.clock()
+        links = params.object_links
+        reg = Registration(
+            id=secrets.token_urlsafe(8), endpoint=params.endpoint, address=origin.address,
+            lifetime=lifetime, lwm2m_version=params.lwm2m_version, binding=params.binding,
+            queue_mode=params.queue_mode, sms=params.sms, transport=origin.transport,
+            identity=origin.identity, links=links.links, objects=links.objects,
+            root_path=links.root_path, content_formats=links.content_formats,
+            registered_at=now, updated_at=now, extra=params.extra)
+        replaced = await self.store.add(reg)
+        if replaced is not None:
+            self._unindex(replaced)
+        self._index(reg)
+        self.on_change()
+        return reg, replaced
+
+    async def update(self, registration_id: str, query: list[str], payload: bytes,
+                     content_format: int | None, origin: Origin
+                     ) -> tuple[Registration, Registration]:
+        current = await self.store.get(registration_id)
+        if current is None:
+            raise RegistrationError(Code.NOT_FOUND, f"no registration {registration_id}")
+        self._check_owner(current, origin)
+        params = parse_update(query, payload, content_format, current.lwm2m_version)
+        changes: dict[str, object] = {"updated_at": self.config.clock(),
+                                      "address": origin.address}
+        if params.lifetime is not None:
+            changes["lifetime"] = max(params.lifetime, self.config.min_lifetime)
+        if params.binding is not None:
+            changes["binding"] = params.binding
+        if params.queue_mode is not None:
+            changes["queue_mode"] = params.queue_mode
+        if params.sms is not None:
+            changes["sms"] = params.sms
+        if params.object_links is not None:
+            links = params.object_links
+            changes.update(links=links.links, objects=links.objects, root_path=links.root_path,
+                           content_formats=links.content_formats)
+        updated = current.with_changes(**changes)
+        await self.store.update(updated)
+        self._unindex(current)
+        self._index(updated)
+        return updated, current
+
+    async def deregister(self, registration_id: str, origin: Origin) -> Registration:
+        current = await self.store.get(registration_id)
+        if current is None:
+            raise RegistrationError(Code.NOT_FOUND, f"no registration {registration_id}")
+        self._check_owner(current, origin)
+        await self.store.remove(registration_id)
+        self._unindex(current)
+        self.on_change()
+        return current
+
+    def _check_owner(self, reg: Registration, origin: Origin) -> None:
+        if reg.identity is not None and reg.identity != origin.identity:
+            raise RegistrationError(Code.FORBIDDEN,
+                                    f"registration {reg.id} belongs to another identity")
+
+    async def remove(self, registration_id: str) -> Registration | None:
+        reg = await self.store.remove(registration_id)
+        if reg is not None:
+            self._unindex(reg)
+            self.on_change()
+        return reg
+
+    async def expire_due(self) -> list[Registration]:
+        """Remove the registrations whose lifetime has passed; returns them."""
+        gone: list[Registration] = []
+        now = self.config.clock()
+        for rid in self.expiry.pop_due(now):
+            reg = await self.store.get(rid)
+            if reg is None:
+                continue
+            if not reg.expired(now):
+                self.expiry.schedule(rid, reg.expires_at)
+                continue
+            await self.store.remove(rid)
+            self._unindex(reg)
+            gone.append(reg)
+        if gone:
+            self.on_change()
+        return gone

@@ -1,0 +1,72 @@
+"""The CoAP resources of the server's interfaces: /rd (registration) and /dp (Send)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from aiolwm2m.coap.codes import Code
+from aiolwm2m.coap.errors import MethodNotAllowed, NotFound
+from aiolwm2m.coap.message import Message
+from aiolwm2m.transport.site import Resource
+
+from .registry import Origin
+
+if TYPE_CHECKING:
+    from .server import LwM2MServer
+
+
+class PeerIdentities(Protocol):
+    def identity_of(self, remote: tuple[object, ...]) -> str | None: ...
+
+
+def origin_of(request: Message, transport: str, identities: PeerIdentities) -> Origin:
+    remote = request.remote
+    return Origin(transport, (str(remote[0]), int(remote[1])), identities.identity_of(remote))
+
+
+class RegistrationInterface(Resource):
+    """``POST /rd`` registers, ``POST /rd/{id}`` updates, ``DELETE /rd/{id}`` deregisters."""
+
+    link_params = (("rt", "core.rd"), ("ct", "40"))
+
+    def __init__(self, server: LwM2MServer, transport: str, identities: PeerIdentities
+                 ) -> None:
+        super().__init__()
+        self.server = server
+        self.transport = transport
+        self.identities = identities
+
+    async def render_post(self, request: Message) -> Message:
+        sub = self.subpath(request)
+        origin = origin_of(request, self.transport, self.identities)
+        if not sub:
+            return await self.server._register(request, origin)
+        if len(sub) == 1:
+            return await self.server._update(sub[0], request, origin)
+        raise NotFound(f"no registration at {request.path}")
+
+    async def render_delete(self, request: Message) -> Message:
+        sub = self.subpath(request)
+        if len(sub) != 1:
+            raise MethodNotAllowed("DELETE applies to a registration, /rd/{id}")
+        origin = origin_of(request, self.transport, self.identities)
+        return await self.server._deregister(sub[0], request, origin)
+
+
+class SendInterface(Resource):
+    """``POST /dp``: the client's Send operation (LwM2M 1.1)."""
+
+    def __init__(self, server: LwM2MServer, transport: str, identities: PeerIdentities
+                 ) -> None:
+        super().__init__()
+        self.server = server
+        self.transport = transport
+        self.identities = identities
+
+    async def render_post(self, request: Message) -> Message:
+        origin = origin_of(request, self.transport, self.identities)
+        return await self.server._send_received(request, origin)
+
+
+def changed(request: Message) -> Message:
+    return request.response(Code.CHANGED)

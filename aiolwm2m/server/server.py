@@ -1,0 +1,439 @@
+"""The LwM2M server facade: transports, stores, registrations, requests, events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from aiolwm2m.coap.codes import Code
+from aiolwm2m.coap.errors import CoapError, CoapRequestError
+from aiolwm2m.coap.message import Message
+from aiolwm2m.lwm2m.attributes import AttributeUpdate, parse_write_attributes
+from aiolwm2m.lwm2m.coap_mapping import DeviceContext, decode_response, encode_request
+from aiolwm2m.lwm2m.errors import LwM2MError
+from aiolwm2m.lwm2m.formats import ContentFormat, decode_timestamped
+from aiolwm2m.lwm2m.model import ModelRegistry
+from aiolwm2m.lwm2m.node_builder import build_node
+from aiolwm2m.lwm2m.operations import (
+    CompositeResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiscoverRequest,
+    DiscoverResponse,
+    ExecuteRequest,
+    ObserveCompositeRequest,
+    ObserveRequest,
+    ObserveResponse,
+    Operation,
+    ReadCompositeRequest,
+    ReadRequest,
+    ReadResponse,
+    Response,
+    WriteAttributesRequest,
+    WriteCompositeRequest,
+    WriteRequest,
+)
+from aiolwm2m.lwm2m.path import ROOT, LwM2MPath
+from aiolwm2m.store.interfaces import Stores
+from aiolwm2m.store.memory import MemoryStores
+from aiolwm2m.store.records import QueuedRequest, Registration
+from aiolwm2m.store.sqlite import SQLiteStores
+from aiolwm2m.transport.site import Site
+from aiolwm2m.transport.udp import UdpEndpoint
+
+from .config import ServerConfig
+from .errors import DeviceSleeping, NotRegistered, RequestFailed
+from .events import (
+    Deregistered,
+    Event,
+    EventBus,
+    Expired,
+    Registered,
+    SendReceived,
+    Updated,
+)
+from .observations import ObservationManager, ObservingTransport
+from .queue_mode import QueueMode
+from .registration_params import RegistrationError
+from .registry import Authorizer, Origin, Registry
+from .resources import RegistrationInterface, SendInterface
+
+log = logging.getLogger(__name__)
+
+PathLike = str | LwM2MPath
+R = TypeVar("R", bound=Response)
+_SEND_FORMATS = frozenset({ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR})
+
+
+def _path(p: PathLike) -> LwM2MPath:
+    return p if isinstance(p, LwM2MPath) else LwM2MPath.parse(p)
+
+
+class LwM2MServer:
+    """An LwM2M 1.1 server.
+
+    >>> server = LwM2MServer(ServerConfig(port=5683))
+    >>> await server.start()
+    >>> await server.read("device-1", "/3/0/0")
+    """
+
+    def __init__(self, config: ServerConfig | None = None, *, stores: Stores | None = None,
+                 model: ModelRegistry | None = None, authorizer: Authorizer | None = None
+                 ) -> None:
+        self.config = config or ServerConfig()
+        self.model = model or ModelRegistry.with_core_objects()
+        for d in self.config.model_dirs:
+            self.model.load_directory(d)
+        self._stores = stores
+        self._authorizer = authorizer
+        self.events = EventBus()
+        self.transports: dict[str, UdpEndpoint] = {}
+        self._timer_task: asyncio.Task[None] | None = None
+        self.started = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        stores: Stores
+        if self._stores is not None:
+            stores = self._stores
+        elif cfg.store == "sqlite":
+            stores = await SQLiteStores.open(cfg.database, synchronous=cfg.sqlite_synchronous)
+        else:
+            stores = MemoryStores()
+        self._stores = stores
+        self.registry = Registry(stores.registrations, cfg, self.model, self._authorizer)
+        self.queue = QueueMode(stores.queue, cfg, self.events.emit, self._send_now)
+        self.observations = ObservationManager(stores.observations, self.events.emit,
+                                               self._registration_by_id, self.registry.context,
+                                               self.queue.woke)
+        for reg in await self.registry.load():
+            await stores.observations.remove_for_registration(reg.id)
+            self.events.emit(Expired(reg))
+        await self.add_udp_transport("udp", cfg.host, cfg.port)
+        transports: dict[str, ObservingTransport] = dict(self.transports)
+        resumed = await self.observations.resume(transports)
+        if self.registry.by_id:
+            log.info("resumed %d registrations and %d observations", len(self.registry.by_id),
+                     resumed)
+        if cfg.run_timers:
+            self._timer_task = asyncio.create_task(self._run_timers())
+        self.started = True
+
+    async def add_udp_transport(self, name: str, host: str, port: int) -> UdpEndpoint:
+        site = Site()
+        endpoint = await UdpEndpoint.create(host, port, site=site,
+                                            params=self.config.transmission)
+        site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
+        site.add("dp", SendInterface(self, name, endpoint))
+        self.transports[name] = endpoint
+        return endpoint
+
+    async def stop(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+        if self.started:
+            self.queue.close()
+            self.observations.close()
+        for endpoint in self.transports.values():
+            await endpoint.close()
+        self.transports.clear()
+        if self._stores is not None:
+            await self._stores.close()
+        self.started = False
+
+    async def __aenter__(self) -> LwM2MServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        return self.transports["udp"].port
+
+    # -- timers ---------------------------------------------------------------------------
+
+    async def _run_timers(self) -> None:
+        purge_every = 60.0
+        since_purge = 0.0
+        while True:
+            try:
+                await self.tick()
+                since_purge += 1.0
+                if since_purge >= purge_every:
+                    since_purge = 0.0
+                    await self.queue.purge()
+            except Exception:
+                log.exception("server timers failed")
+            await asyncio.sleep(self._next_tick_delay())
+
+    def _next_tick_delay(self) -> float:
+        now = self.config.clock()
+        candidates = [d for d in (self.registry.expiry.next_deadline(),
+                                  self.queue.awake.next_deadline()) if d is not None]
+        if not candidates:
+            return 1.0
+        return min(1.0, max(0.01, min(candidates) - now))
+
+    async def tick(self) -> None:
+        """Expire lifetimes, put idle queue-mode clients to sleep, expire queued requests."""
+        for reg in await self.registry.expire_due():
+            await self._ended(reg, "expired")
+            self.events.emit(Expired(reg))
+        self.queue.sleep_due()
+        await self.queue.expire_due()
+
+    # -- registration interface (called by the /rd and /dp resources) ----------------------
+
+    async def _register(self, request: Message, origin: Origin) -> Message:
+        try:
+            reg, replaced = await self.registry.register(
+                request.uri_query, request.payload, request.content_format, origin)
+        except RegistrationError as e:
+            raise CoapRequestError(e.message, e.code) from None
+        if replaced is not None:
+            await self._ended(replaced, "replaced by a new registration")
+        response = request.response(Code.CREATED)
+        response.location_path = ("rd", reg.id)
+        self.events.emit(Registered(reg, replaced))
+        self.queue.woke(reg)
+        return response
+
+    async def _update(self, registration_id: str, request: Message, origin: Origin) -> Message:
+        try:
+            reg, previous = await self.registry.update(
+                registration_id, request.uri_query, request.payload, request.content_format,
+                origin)
+        except RegistrationError as e:
+            raise CoapRequestError(e.message, e.code) from None
+        self.events.emit(Updated(reg, previous))
+        self.queue.woke(reg)
+        return request.response(Code.CHANGED)
+
+    async def _deregister(self, registration_id: str, request: Message, origin: Origin
+                          ) -> Message:
+        try:
+            reg = await self.registry.deregister(registration_id, origin)
+        except RegistrationError as e:
+            raise CoapRequestError(e.message, e.code) from None
+        await self._ended(reg, "deregistered")
+        self.events.emit(Deregistered(reg))
+        return request.response(Code.DELETED)
+
+    async def _ended(self, reg: Registration, reason: str) -> None:
+        self.queue.forget(reg)
+        await self.observations.drop_registration(reg, reason)
+
+    async def _send_received(self, request: Message, origin: Origin) -> Message:
+        rid = self.registry.id_for_address(origin.transport, origin.address)
+        reg = self._registration_by_id(rid) if rid is not None else None
+        if reg is None:
+            raise CoapRequestError("Send from a client that is not registered",
+                                   Code.NOT_FOUND)
+        if reg.identity is not None and reg.identity != origin.identity:
+            raise CoapRequestError("Send from another identity", Code.FORBIDDEN)
+        fmt = request.content_format
+        if fmt not in _SEND_FORMATS:
+            raise CoapRequestError(f"Send takes SenML JSON (110) or SenML CBOR (112), not "
+                                   f"{fmt}", Code.UNSUPPORTED_CONTENT_FORMAT)
+        try:
+            values = decode_timestamped(fmt, request.payload, ROOT,
+                                        self.registry.context(reg).model)
+        except LwM2MError as e:
+            raise CoapRequestError(f"bad Send payload: {e}", Code.BAD_REQUEST) from None
+        self.events.emit(SendReceived(reg, tuple(values)))
+        self.queue.woke(reg)
+        return request.response(Code.CHANGED)
+
+    # -- registrations --------------------------------------------------------------------
+
+    @property
+    def registrations(self) -> Mapping[str, Registration]:
+        """Current registrations by endpoint name (a read-only live view)."""
+        return MappingProxyType(self.registry.by_endpoint)
+
+    def registration(self, endpoint: str) -> Registration:
+        reg = self.registry.by_endpoint.get(endpoint)
+        if reg is None:
+            raise NotRegistered(endpoint)
+        return reg
+
+    def _registration_by_id(self, registration_id: str) -> Registration | None:
+        return self.registry.by_id.get(registration_id)
+
+    def context(self, endpoint: str) -> DeviceContext:
+        return self.registry.context(self.registration(endpoint))
+
+    def subscribe(self, listener: Any) -> Any:
+        return self.events.subscribe(listener)
+
+    # -- sending requests -----------------------------------------------------------------
+
+    async def _send_now(self, reg: Registration, op: Operation,
+                        timeout: float | None = None) -> Response:
+        transport = self.transports.get(reg.transport)
+        if transport is None:
+            raise RequestFailed(f"{reg.endpoint} registered over {reg.transport}, "
+                                "which is not running")
+        ctx = self.registry.context(reg)
+        if isinstance(op, ObserveRequest | ObserveCompositeRequest):
+            return await self.observations.observe(reg, op, transport, timeout=timeout,
+                                                   now=self.config.clock())
+        msg = encode_request(op, ctx)
+        try:
+            reply = await transport.request(msg, reg.address, timeout=timeout)
+        except CoapError as e:
+            raise RequestFailed(f"{op.kind} on {reg.endpoint}: {e}") from e
+        return decode_response(op, reply, ctx)
+
+    async def send(self, endpoint: str, op: Operation, *, timeout: float | None = None,
+                   queue_ttl: float | None = None) -> Response:
+        """Send ``op`` to the client and return its response.
+
+        For a sleeping queue-mode client the request is queued and this waits until the
+        client wakes and answers (or the request's TTL passes: QueueExpired)."""
+        reg = self.registration(endpoint)
+        if self.queue.is_awake(reg):
+            return await self._send_now(reg, op, timeout)
+        queued = await self.queue.enqueue(reg, op, queue_ttl)
+        return await self.queue.waiter(queued.id)
+
+    async def submit(self, endpoint: str, op: Operation, *, timeout: float | None = None,
+                     queue_ttl: float | None = None) -> Response | QueuedRequest:
+        """Like :meth:`send`, but returns the queued request at once when the client
+        sleeps (what the REST API answers with 202)."""
+        reg = self.registration(endpoint)
+        if self.queue.is_awake(reg):
+            return await self._send_now(reg, op, timeout)
+        return await self.queue.enqueue(reg, op, queue_ttl)
+
+    async def send_or_queue(self, endpoint: str, op: Operation) -> Response:
+        """Send now, or raise :class:`DeviceSleeping` naming the queued request."""
+        result = await self.submit(endpoint, op)
+        if isinstance(result, QueuedRequest):
+            raise DeviceSleeping(endpoint, result.id)
+        return result
+
+    async def queued_request(self, request_id: str) -> QueuedRequest | None:
+        assert self._stores is not None
+        return await self._stores.queue.get(request_id)
+
+    # -- the device-management API ----------------------------------------------------------
+
+    async def read(self, endpoint: str, path: PathLike, *, format: int | None = None,
+                   timeout: float | None = None) -> ReadResponse:
+        resp = await self.send(endpoint, ReadRequest(_path(path), format), timeout=timeout)
+        return _typed(resp, ReadResponse)
+
+    async def discover(self, endpoint: str, path: PathLike, *, timeout: float | None = None
+                       ) -> DiscoverResponse:
+        resp = await self.send(endpoint, DiscoverRequest(_path(path)), timeout=timeout)
+        return _typed(resp, DiscoverResponse)
+
+    def build(self, endpoint: str, path: PathLike, value: Any) -> Any:
+        """The node for ``value`` at ``path``, typed by the client's model."""
+        return build_node(self.context(endpoint).model, _path(path), value)
+
+    async def write(self, endpoint: str, path: PathLike, value: Any, *, replace: bool = True,
+                    format: int | None = None, timeout: float | None = None) -> Response:
+        p = _path(path)
+        node = self.build(endpoint, p, value)
+        return await self.send(endpoint, WriteRequest(p, node, replace, format),
+                               timeout=timeout)
+
+    async def write_attributes(self, endpoint: str, path: PathLike,
+                               attributes: AttributeUpdate | str | Iterable[str] | None = None,
+                               *, timeout: float | None = None, **values: float | None
+                               ) -> Response:
+        """``write_attributes("ep", "/3/0/13", pmin=10, pmax=60, gt=None)``: None unsets."""
+        if attributes is None:
+            items = [f"{k}={v}" if v is not None else k for k, v in values.items()]
+            attributes = parse_write_attributes(items)
+        elif not isinstance(attributes, AttributeUpdate):
+            attributes = parse_write_attributes(attributes if isinstance(attributes, str)
+                                                else list(attributes))
+        return await self.send(endpoint, WriteAttributesRequest(_path(path), attributes),
+                               timeout=timeout)
+
+    async def execute(self, endpoint: str, path: PathLike, arguments: str = "", *,
+                      timeout: float | None = None) -> Response:
+        return await self.send(endpoint, ExecuteRequest(_path(path), arguments),
+                               timeout=timeout)
+
+    async def create(self, endpoint: str, path: PathLike, values: Any, *,
+                     instance_id: int | None = None, format: int | None = None,
+                     timeout: float | None = None) -> CreateResponse:
+        """Create an instance of the object at ``path`` with ``values``
+        (``{resource id: value}`` or an ObjectInstance)."""
+        p = _path(path)
+        if not p.is_object:
+            raise ValueError("Create targets an object path such as /3303")
+        iid = instance_id if instance_id is not None else getattr(values, "id", 0)
+        node = self.build(endpoint, p.child(iid), values)
+        resp = await self.send(endpoint, CreateRequest(p, node, format), timeout=timeout)
+        return _typed(resp, CreateResponse)
+
+    async def delete(self, endpoint: str, path: PathLike, *, timeout: float | None = None
+                     ) -> Response:
+        return await self.send(endpoint, DeleteRequest(_path(path)), timeout=timeout)
+
+    async def read_composite(self, endpoint: str, paths: Iterable[PathLike], *,
+                             format: int | None = None, timeout: float | None = None
+                             ) -> CompositeResponse:
+        op = ReadCompositeRequest(tuple(_path(p) for p in paths), format)
+        return _typed(await self.send(endpoint, op, timeout=timeout), CompositeResponse)
+
+    async def write_composite(self, endpoint: str, values: Mapping[PathLike, Any], *,
+                              format: int | None = None, timeout: float | None = None
+                              ) -> Response:
+        model = self.context(endpoint).model
+        nodes = {_path(p): build_node(model, _path(p), v) for p, v in values.items()}
+        return await self.send(endpoint, WriteCompositeRequest.of(nodes, format),
+                               timeout=timeout)
+
+    async def observe(self, endpoint: str, path: PathLike, *, format: int | None = None,
+                      timeout: float | None = None) -> ObserveResponse:
+        resp = await self.send(endpoint, ObserveRequest(_path(path), format), timeout=timeout)
+        return _typed(resp, ObserveResponse)
+
+    async def observe_composite(self, endpoint: str, paths: Iterable[PathLike], *,
+                                format: int | None = None, timeout: float | None = None
+                                ) -> ObserveResponse:
+        op = ObserveCompositeRequest(tuple(_path(p) for p in paths), format)
+        return _typed(await self.send(endpoint, op, timeout=timeout), ObserveResponse)
+
+    async def cancel_observation(self, endpoint: str, path: PathLike | Iterable[PathLike], *,
+                                 active: bool = True) -> bool:
+        """Cancel the observation of ``path`` (or of a composite list of paths)."""
+        reg = self.registration(endpoint)
+        if isinstance(path, str | LwM2MPath):
+            key: tuple[str, ...] = (str(_path(path)),)
+        else:
+            key = tuple(str(_path(p)) for p in path)
+        record = self.observations.find(reg.id, key)
+        if record is None:
+            return False
+        return await self.observations.cancel(reg, record.token, active=active)
+
+    def emit(self, event: Event) -> None:
+        self.events.emit(event)
+
+
+def _typed(resp: Response, cls: type[R]) -> R:
+    """Error responses come back as plain Response; give callers the expected type."""
+    if isinstance(resp, cls):
+        return resp
+    return cls(resp.code, resp.diagnostic, resp.format)
+
+
+__all__ = ["LwM2MServer", "Origin"]

@@ -1,0 +1,1 @@
+"""Persistence behind small interfaces: memory, SQLite (the default) and, later, Redis."""

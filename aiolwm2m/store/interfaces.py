@@ -1,0 +1,77 @@
+"""The store interfaces. Every implementation passes tests/store/test_contract.py.
+
+Methods that change state return once the change is durable (for stores that persist).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .records import Observation, QueuedRequest, Registration
+
+
+class RegistrationStore(Protocol):
+    async def add(self, registration: Registration) -> Registration | None:
+        """Store a new registration; returns the one it replaces (same endpoint), if any."""
+
+    async def update(self, registration: Registration) -> None:
+        """Replace the stored registration with the same id (e.g. after an Update)."""
+
+    async def remove(self, registration_id: str) -> Registration | None: ...
+
+    async def get(self, registration_id: str) -> Registration | None: ...
+
+    async def get_by_endpoint(self, endpoint: str) -> Registration | None: ...
+
+    async def all(self) -> list[Registration]: ...
+
+    async def count(self) -> int: ...
+
+
+class ObservationStore(Protocol):
+    async def add(self, observation: Observation) -> None: ...
+
+    async def remove(self, token: bytes) -> Observation | None: ...
+
+    async def get(self, token: bytes) -> Observation | None: ...
+
+    async def for_registration(self, registration_id: str) -> list[Observation]: ...
+
+    async def remove_for_registration(self, registration_id: str) -> list[Observation]: ...
+
+    async def all(self) -> list[Observation]: ...
+
+
+class QueueStore(Protocol):
+    async def push(self, request: QueuedRequest) -> None: ...
+
+    async def pending(self, endpoint: str) -> list[QueuedRequest]:
+        """Pending requests of ``endpoint`` in the order they were pushed."""
+
+    async def finish(self, request_id: str, state: str, result: dict[str, object] | None,
+                     at: float) -> QueuedRequest | None:
+        """Mark a request done, expired or failed, keeping its result for later lookup."""
+
+    async def get(self, request_id: str) -> QueuedRequest | None: ...
+
+    async def expired(self, now: float) -> list[QueuedRequest]:
+        """Pending requests whose TTL has passed (not yet marked)."""
+
+    async def purge_finished(self, before: float) -> int:
+        """Forget finished requests older than ``before``; returns how many."""
+
+    async def depth(self) -> int:
+        """How many requests are pending across all endpoints."""
+
+
+class Stores(Protocol):
+    @property
+    def registrations(self) -> RegistrationStore: ...
+
+    @property
+    def observations(self) -> ObservationStore: ...
+
+    @property
+    def queue(self) -> QueueStore: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,169 @@
+"""In-memory stores: the reference implementation of the contract, and the index the SQLite
+stores keep in front of their files."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .records import PENDING, Observation, QueuedRequest, Registration
+
+
+class MemoryRegistrationStore:
+    def __init__(self) -> None:
+        self._by_id: dict[str, Registration] = {}
+        self._by_endpoint: dict[str, str] = {}
+
+    def _add(self, registration: Registration) -> Registration | None:
+        old_id = self._by_endpoint.get(registration.endpoint)
+        old = self._by_id.pop(old_id, None) if old_id is not None else None
+        self._by_id[registration.id] = registration
+        self._by_endpoint[registration.endpoint] = registration.id
+        return old
+
+    def _update(self, registration: Registration) -> None:
+        if registration.id not in self._by_id:
+            raise KeyError(registration.id)
+        self._by_id[registration.id] = registration
+
+    def _remove(self, registration_id: str) -> Registration | None:
+        reg = self._by_id.pop(registration_id, None)
+        if reg is not None and self._by_endpoint.get(reg.endpoint) == registration_id:
+            del self._by_endpoint[reg.endpoint]
+        return reg
+
+    async def add(self, registration: Registration) -> Registration | None:
+        return self._add(registration)
+
+    async def update(self, registration: Registration) -> None:
+        self._update(registration)
+
+    async def remove(self, registration_id: str) -> Registration | None:
+        return self._remove(registration_id)
+
+    async def get(self, registration_id: str) -> Registration | None:
+        return self._by_id.get(registration_id)
+
+    async def get_by_endpoint(self, endpoint: str) -> Registration | None:
+        rid = self._by_endpoint.get(endpoint)
+        return self._by_id.get(rid) if rid is not None else None
+
+    async def all(self) -> list[Registration]:
+        return list(self._by_id.values())
+
+    async def count(self) -> int:
+        return len(self._by_id)
+
+
+class MemoryObservationStore:
+    def __init__(self) -> None:
+        self._by_token: dict[bytes, Observation] = {}
+        self._by_registration: dict[str, dict[bytes, Observation]] = {}
+
+    def _add(self, observation: Observation) -> None:
+        self._remove(observation.token)
+        self._by_token[observation.token] = observation
+        self._by_registration.setdefault(observation.registration_id, {})[
+            observation.token] = observation
+
+    def _remove(self, token: bytes) -> Observation | None:
+        obs = self._by_token.pop(token, None)
+        if obs is not None:
+            group = self._by_registration.get(obs.registration_id)
+            if group is not None:
+                group.pop(token, None)
+                if not group:
+                    del self._by_registration[obs.registration_id]
+        return obs
+
+    def _remove_for_registration(self, registration_id: str) -> list[Observation]:
+        group = self._by_registration.pop(registration_id, {})
+        for token in group:
+            self._by_token.pop(token, None)
+        return list(group.values())
+
+    async def add(self, observation: Observation) -> None:
+        self._add(observation)
+
+    async def remove(self, token: bytes) -> Observation | None:
+        return self._remove(token)
+
+    async def get(self, token: bytes) -> Observation | None:
+        return self._by_token.get(token)
+
+    async def for_registration(self, registration_id: str) -> list[Observation]:
+        return list(self._by_registration.get(registration_id, {}).values())
+
+    async def remove_for_registration(self, registration_id: str) -> list[Observation]:
+        return self._remove_for_registration(registration_id)
+
+    async def all(self) -> list[Observation]:
+        return list(self._by_token.values())
+
+
+class MemoryQueueStore:
+    def __init__(self) -> None:
+        self._by_id: dict[str, QueuedRequest] = {}
+        self._pending: dict[str, dict[str, QueuedRequest]] = {}
+        self._sequence = 0
+
+    def _push(self, request: QueuedRequest) -> QueuedRequest:
+        self._sequence += 1
+        request = replace(request, sequence=self._sequence)
+        self._by_id[request.id] = request
+        if request.state == PENDING:
+            self._pending.setdefault(request.endpoint, {})[request.id] = request
+        return request
+
+    def _finish(self, request_id: str, state: str, result: dict[str, object] | None,
+                at: float) -> QueuedRequest | None:
+        req = self._by_id.get(request_id)
+        if req is None:
+            return None
+        done = replace(req, state=state, result=result, finished_at=at)
+        self._by_id[request_id] = done
+        group = self._pending.get(req.endpoint)
+        if group is not None:
+            group.pop(request_id, None)
+            if not group:
+                del self._pending[req.endpoint]
+        return done
+
+    def _purge(self, before: float) -> list[str]:
+        gone = [r.id for r in self._by_id.values()
+                if r.state != PENDING and r.finished_at is not None and r.finished_at < before]
+        for rid in gone:
+            del self._by_id[rid]
+        return gone
+
+    async def push(self, request: QueuedRequest) -> None:
+        self._push(request)
+
+    async def pending(self, endpoint: str) -> list[QueuedRequest]:
+        return sorted(self._pending.get(endpoint, {}).values(), key=lambda r: r.sequence)
+
+    async def finish(self, request_id: str, state: str, result: dict[str, object] | None,
+                     at: float) -> QueuedRequest | None:
+        return self._finish(request_id, state, result, at)
+
+    async def get(self, request_id: str) -> QueuedRequest | None:
+        return self._by_id.get(request_id)
+
+    async def expired(self, now: float) -> list[QueuedRequest]:
+        return sorted((r for group in self._pending.values() for r in group.values()
+                       if r.expires_at <= now), key=lambda r: r.sequence)
+
+    async def purge_finished(self, before: float) -> int:
+        return len(self._purge(before))
+
+    async def depth(self) -> int:
+        return sum(len(g) for g in self._pending.values())
+
+
+class MemoryStores:
+    def __init__(self) -> None:
+        self.registrations = MemoryRegistrationStore()
+        self.observations = MemoryObservationStore()
+        self.queue = MemoryQueueStore()
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,142 @@
+"""The records the stores keep. Plain, immutable, and serialisable to JSON-ready dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLinkEntry:
+    """One entry of a registration's object list: ``</3/0>`` or ``</10>;ver=1.1``."""
+
+    object_id: int
+    instance_id: int | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    id: str
+    endpoint: str
+    address: Address
+    lifetime: int
+    lwm2m_version: str = "1.0"
+    binding: str = "U"
+    queue_mode: bool = False
+    sms: str | None = None
+    transport: str = "udp"
+    identity: str | None = None
+    links: str = ""
+    objects: tuple[ObjectLinkEntry, ...] = ()
+    root_path: str = "/"
+    content_formats: tuple[int, ...] = ()
+    registered_at: float = 0.0
+    updated_at: float = 0.0
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def expires_at(self) -> float:
+        return self.updated_at + self.lifetime
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    def with_changes(self, **changes: Any) -> Registration:
+        return replace(self, **changes)
+
+    def object_version(self, object_id: int) -> str | None:
+        for o in self.objects:
+            if o.object_id == object_id and o.version is not None:
+                return o.version
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ep": self.endpoint,
+            "addr": list(self.address),
+            "lt": self.lifetime,
+            "lwm2m": self.lwm2m_version,
+            "b": self.binding,
+            "q": self.queue_mode,
+            "sms": self.sms,
+            "tr": self.transport,
+            "ident": self.identity,
+            "links": self.links,
+            "objects": [[o.object_id, o.instance_id, o.version] for o in self.objects],
+            "root": self.root_path,
+            "ct": list(self.content_formats),
+            "reg_at": self.registered_at,
+            "upd_at": self.updated_at,
+            "extra": [list(kv) for kv in self.extra],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Registration:
+        host, port = d["addr"][0], d["addr"][1]
+        return cls(
+            id=d["id"], endpoint=d["ep"], address=(host, int(port)), lifetime=int(d["lt"]),
+            lwm2m_version=d["lwm2m"], binding=d["b"], queue_mode=bool(d["q"]), sms=d["sms"],
+            transport=d["tr"], identity=d["ident"], links=d["links"],
+            objects=tuple(ObjectLinkEntry(o, i, v) for o, i, v in d["objects"]),
+            root_path=d["root"], content_formats=tuple(d["ct"]),
+            registered_at=float(d["reg_at"]), updated_at=float(d["upd_at"]),
+            extra=tuple((k, v) for k, v in d["extra"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """An observation the server holds on a client's resource(s)."""
+
+    token: bytes
+    registration_id: str
+    endpoint: str
+    paths: tuple[str, ...]
+    composite: bool = False
+    content_format: int | None = None
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token.hex(), "reg": self.registration_id, "ep": self.endpoint,
+                "paths": list(self.paths), "composite": self.composite,
+                "ct": self.content_format, "at": self.created_at}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Observation:
+        return cls(bytes.fromhex(d["token"]), d["reg"], d["ep"], tuple(d["paths"]),
+                   bool(d["composite"]), d["ct"], float(d["at"]))
+
+
+PENDING = "pending"
+DONE = "done"
+EXPIRED = "expired"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRequest:
+    """A request for a sleeping (queue-mode) client, kept until it wakes or its TTL ends."""
+
+    id: str
+    endpoint: str
+    operation: dict[str, Any]
+    created_at: float
+    expires_at: float
+    state: str = PENDING
+    result: dict[str, Any] | None = None
+    finished_at: float | None = None
+    sequence: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ep": self.endpoint, "op": self.operation,
+                "created": self.created_at, "expires": self.expires_at, "state": self.state,
+                "result": self.result, "finished": self.finished_at, "seq": self.sequence}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QueuedRequest:
+        return cls(d["id"], d["ep"], d["op"], float(d["created"]), float(d["expires"]),
+                   d["state"], d["result"], d["finished"], int(d["seq"]))

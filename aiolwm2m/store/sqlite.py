@@ -1,0 +1,146 @@
+"""SQLite stores: the default, embedded and durable. Reads come from an in-memory index
+loaded at open; writes go through the group-committing writer and return once committed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from .memory import MemoryObservationStore, MemoryQueueStore, MemoryRegistrationStore
+from .records import PENDING, Observation, QueuedRequest, Registration
+from .sqlite_writer import SQLiteWriter, read_all
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS registrations (
+        id TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, data TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS observations (
+        token BLOB PRIMARY KEY, registration_id TEXT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS observations_by_registration ON observations(registration_id)",
+    """CREATE TABLE IF NOT EXISTS queued_requests (
+        id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, sequence INTEGER NOT NULL,
+        state TEXT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS queued_by_endpoint ON queued_requests(endpoint, state)",
+)
+
+
+def _json(d: dict[str, Any]) -> str:
+    return json.dumps(d, separators=(",", ":"))
+
+
+class SQLiteRegistrationStore(MemoryRegistrationStore):
+    def __init__(self, writer: SQLiteWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    async def add(self, registration: Registration) -> Registration | None:
+        old = self._add(registration)
+        stmts: list[tuple[str, tuple[Any, ...]]] = []
+        if old is not None:
+            stmts.append(("DELETE FROM registrations WHERE id=?", (old.id,)))
+        stmts.append(("INSERT OR REPLACE INTO registrations VALUES (?,?,?)",
+                      (registration.id, registration.endpoint, _json(registration.to_dict()))))
+        await self._writer.submit(stmts)
+        return old
+
+    async def update(self, registration: Registration) -> None:
+        self._update(registration)
+        await self._writer.submit([("UPDATE registrations SET data=? WHERE id=?",
+                                    (_json(registration.to_dict()), registration.id))])
+
+    async def remove(self, registration_id: str) -> Registration | None:
+        reg = self._remove(registration_id)
+        if reg is not None:
+            await self._writer.submit([("DELETE FROM registrations WHERE id=?",
+                                        (registration_id,))])
+        return reg
+
+
+class SQLiteObservationStore(MemoryObservationStore):
+    def __init__(self, writer: SQLiteWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    async def add(self, observation: Observation) -> None:
+        self._add(observation)
+        await self._writer.submit([("INSERT OR REPLACE INTO observations VALUES (?,?,?)",
+                                    (observation.token, observation.registration_id,
+                                     _json(observation.to_dict())))])
+
+    async def remove(self, token: bytes) -> Observation | None:
+        obs = self._remove(token)
+        if obs is not None:
+            await self._writer.submit([("DELETE FROM observations WHERE token=?", (token,))])
+        return obs
+
+    async def remove_for_registration(self, registration_id: str) -> list[Observation]:
+        gone = self._remove_for_registration(registration_id)
+        if gone:
+            await self._writer.submit([("DELETE FROM observations WHERE registration_id=?",
+                                        (registration_id,))])
+        return gone
+
+
+class SQLiteQueueStore(MemoryQueueStore):
+    def __init__(self, writer: SQLiteWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def _row(self, r: QueuedRequest) -> tuple[str, tuple[Any, ...]]:
+        return ("INSERT OR REPLACE INTO queued_requests VALUES (?,?,?,?,?)",
+                (r.id, r.endpoint, r.sequence, r.state, _json(r.to_dict())))
+
+    async def push(self, request: QueuedRequest) -> None:
+        stored = self._push(request)
+        await self._writer.submit([self._row(stored)])
+
+    async def finish(self, request_id: str, state: str, result: dict[str, object] | None,
+                     at: float) -> QueuedRequest | None:
+        done = self._finish(request_id, state, result, at)
+        if done is not None:
+            await self._writer.submit([self._row(done)])
+        return done
+
+    async def purge_finished(self, before: float) -> int:
+        gone = self._purge(before)
+        if gone:
+            await self._writer.submit([("DELETE FROM queued_requests WHERE id=?", (rid,))
+                                       for rid in gone])
+        return len(gone)
+
+
+class SQLiteStores:
+    """All stores in one database file (``aiolwm2m.sqlite3`` under the data directory)."""
+
+    def __init__(self, writer: SQLiteWriter) -> None:
+        self.writer = writer
+        self.registrations = SQLiteRegistrationStore(writer)
+        self.observations = SQLiteObservationStore(writer)
+        self.queue = SQLiteQueueStore(writer)
+
+    @classmethod
+    async def open(cls, path: Path | str, *, synchronous: str = "FULL") -> SQLiteStores:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = SQLiteWriter(path, synchronous=synchronous, schema=SCHEMA)
+        stores = cls(writer)
+        await asyncio.get_running_loop().run_in_executor(None, stores._load)
+        return stores
+
+    def _load(self) -> None:
+        path = self.writer.path
+        for (data,) in read_all(path, "SELECT data FROM registrations"):
+            self.registrations._add(Registration.from_dict(json.loads(data)))
+        for (data,) in read_all(path, "SELECT data FROM observations"):
+            self.observations._add(Observation.from_dict(json.loads(data)))
+        q = self.queue
+        for (data,) in read_all(path, "SELECT data FROM queued_requests ORDER BY sequence"):
+            r = QueuedRequest.from_dict(json.loads(data))
+            q._by_id[r.id] = r
+            if r.state == PENDING:
+                q._pending.setdefault(r.endpoint, {})[r.id] = r
+            q._sequence = max(q._sequence, r.sequence)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.writer.close)

@@ -1,0 +1,109 @@
+"""Register / Update / De-register over real UDP, with an aiocoap device."""
+
+from __future__ import annotations
+
+import aiocoap
+from aiocoap.numbers.codes import Code as C
+
+from aiolwm2m.server import LwM2MServer
+from aiolwm2m.server.events import Deregistered, Expired, Registered, Updated
+
+from .aiocoap_device import AiocoapDevice
+from .conftest import FakeClock, uri
+
+
+async def raw(device: AiocoapDevice, method: C, url: str, payload: bytes = b"",
+              cf: int | None = None) -> aiocoap.Message:
+    assert device.context is not None
+    msg = aiocoap.Message(code=method, uri=url, payload=payload)
+    if cf is not None:
+        msg.opt.content_format = cf
+    return await device.context.request(msg).response
+
+
+async def test_register_update_deregister(server: LwM2MServer, device: AiocoapDevice) -> None:
+    events = server.events.stream()
+    resp = await device.register(uri(server), lifetime=120)
+    assert resp.code == C.CREATED and device.location[0] == "rd"
+    ev = await events.next(1)
+    assert isinstance(ev, Registered) and ev.replaced is None
+    reg = server.registrations["dev-1"]
+    assert reg.lifetime == 120 and reg.lwm2m_version == "1.1" and reg.binding == "U"
+    assert reg.content_formats == (60, 110, 112, 11542, 11543, 11544)
+    assert {(o.object_id, o.instance_id) for o in reg.objects} >= {(3, 0), (1, 0), (3303, 0)}
+    assert reg.object_version(1) == "1.1"
+    assert reg.id == device.location[1]
+
+    resp = await device.update("lt=600")
+    assert resp.code == C.CHANGED
+    ev = await events.next(1)
+    assert isinstance(ev, Updated) and ev.previous.lifetime == 120
+    assert server.registrations["dev-1"].lifetime == 600
+
+    resp = await device.deregister()
+    assert resp.code == C.DELETED
+    assert isinstance(await events.next(1), Deregistered)
+    assert "dev-1" not in server.registrations
+    resp = await device.update()
+    assert resp.code == C.NOT_FOUND
+
+
+async def test_reregistration_replaces(server: LwM2MServer, device: AiocoapDevice) -> None:
+    await device.register(uri(server))
+    first = server.registrations["dev-1"].id
+    await device.register(uri(server), lifetime=50)
+    reg = server.registrations["dev-1"]
+    assert reg.id != first and reg.lifetime == 50
+    assert len(server.registrations) == 1
+
+
+async def test_bad_registrations(server: LwM2MServer, device: AiocoapDevice) -> None:
+    base = uri(server)
+    cases = [
+        ("rd?lt=60&lwm2m=1.1", b"", C.BAD_REQUEST, b"ep"),
+        ("rd?ep=x&lt=abc&lwm2m=1.1", b"", C.BAD_REQUEST, b"lt"),
+        ("rd?ep=x&lt=0", b"", C.BAD_REQUEST, b"lt"),
+        ("rd?ep=x&lwm2m=1.2", b"", C.PRECONDITION_FAILED, b"1.2"),
+        ("rd?ep=x&lwm2m=1.1&b=X", b"", C.BAD_REQUEST, b"binding"),
+        ("rd?ep=x&ep=y", b"", C.BAD_REQUEST, b"twice"),
+        ("rd?ep=x&lwm2m=1.1", b"</3/0", C.BAD_REQUEST, b"object list"),
+        ("rd?ep=x&lwm2m=1.1", b"</3/0/1/2>", C.BAD_REQUEST, b"object list"),
+        ("rd?ep=x&lwm2m=1.1", b"\xff\xfe", C.BAD_REQUEST, b"UTF-8"),
+    ]
+    for query, payload, code, needle in cases:
+        resp = await raw(device, C.POST, f"{base}/{query}", payload)
+        assert resp.code == code, (query, resp)
+        assert needle in resp.payload, (query, resp.payload)
+    resp = await raw(device, C.POST, f"{base}/rd?ep=x&lwm2m=1.1", b"{}", cf=50)
+    assert resp.code == C.UNSUPPORTED_CONTENT_FORMAT
+    resp = await raw(device, C.POST, f"{base}/rd/nope/extra")
+    assert resp.code == C.NOT_FOUND
+    resp = await raw(device, C.GET, f"{base}/rd")
+    assert resp.code == C.METHOD_NOT_ALLOWED
+    assert not server.registrations
+    # 1.0 clients and the legacy queue-mode binding UQ are accepted.
+    resp = await raw(device, C.POST, f"{base}/rd?ep=old&lwm2m=1.0&b=UQ", b"</3/0>")
+    assert resp.code == C.CREATED
+    reg = server.registrations["old"]
+    assert reg.queue_mode and reg.binding == "U" and reg.lwm2m_version == "1.0"
+
+
+async def test_lifetime_expiry(server: LwM2MServer, device: AiocoapDevice,
+                               clock: FakeClock) -> None:
+    events = server.events.stream()
+    await device.register(uri(server), lifetime=60)
+    await events.next(1)
+    clock.advance(59)
+    await server.tick()
+    assert "dev-1" in server.registrations
+    await device.update()  # an update restarts the lifetime
+    await events.next(1)
+    clock.advance(59)
+    await server.tick()
+    assert "dev-1" in server.registrations
+    clock.advance(2)
+    await server.tick()
+    ev = await events.next(1)
+    assert isinstance(ev, Expired) and ev.registration.endpoint == "dev-1"
+    assert "dev-1" not in server.registrations
+    assert (await device.update()).code == C.NOT_FOUND

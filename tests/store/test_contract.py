@@ -1,0 +1,144 @@
+"""One contract, every store implementation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from aiolwm2m.store.interfaces import Stores
+from aiolwm2m.store.memory import MemoryStores
+from aiolwm2m.store.records import (
+    DONE,
+    EXPIRED,
+    PENDING,
+    ObjectLinkEntry,
+    Observation,
+    QueuedRequest,
+    Registration,
+)
+from aiolwm2m.store.sqlite import SQLiteStores
+
+Factory = Callable[[Path], Awaitable[Stores]]
+
+
+async def memory(_: Path) -> Stores:
+    return MemoryStores()
+
+
+async def sqlite(tmp: Path) -> Stores:
+    return await SQLiteStores.open(tmp / "db.sqlite3")
+
+
+@pytest.fixture(params=[memory, sqlite], ids=["memory", "sqlite"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    s = await request.param(tmp_path)
+    yield s
+    await s.close()
+
+
+def reg(rid: str, ep: str, **kw: object) -> Registration:
+    base: dict[str, object] = dict(
+        id=rid, endpoint=ep, address=("127.0.0.1", 5000), lifetime=60, lwm2m_version="1.1",
+        links='</1>;ver=1.1,</3/0>', objects=(ObjectLinkEntry(1, None, "1.1"),
+                                              ObjectLinkEntry(3, 0)),
+        content_formats=(110, 112), registered_at=100.0, updated_at=100.0,
+        extra=(("pid", "x"),))
+    base.update(kw)
+    return Registration(**base)  # type: ignore[arg-type]
+
+
+async def test_registrations(stores: Stores) -> None:
+    r = stores.registrations
+    assert await r.add(reg("a", "ep1")) is None
+    assert await r.add(reg("b", "ep2")) is None
+    assert (await r.get("a")) == reg("a", "ep1")
+    assert (await r.get_by_endpoint("ep2")) == reg("b", "ep2")
+    assert await r.count() == 2
+    # Re-registering an endpoint replaces its registration.
+    replaced = await r.add(reg("c", "ep1", lifetime=99))
+    assert replaced == reg("a", "ep1")
+    assert await r.get("a") is None
+    assert (await r.get_by_endpoint("ep1")) == reg("c", "ep1", lifetime=99)
+    await r.update(reg("c", "ep1", lifetime=5, updated_at=200.0))
+    got = await r.get("c")
+    assert got is not None and got.lifetime == 5 and got.expires_at == 205.0
+    with pytest.raises(KeyError):
+        await r.update(reg("zz", "nope"))
+    assert (await r.remove("c")) is not None
+    assert await r.remove("c") is None
+    assert await r.get_by_endpoint("ep1") is None
+    assert [x.id for x in await r.all()] == ["b"]
+
+
+async def test_observations(stores: Stores) -> None:
+    o = stores.observations
+    a = Observation(b"t1", "r1", "ep", ("/3/0/13",), False, 11542, 1.0)
+    b = Observation(b"t2", "r1", "ep", ("/3/0/0", "/3/0/9"), True, 112, 2.0)
+    c = Observation(b"t3", "r2", "ep2", ("/3303/0/5700",))
+    for x in (a, b, c):
+        await o.add(x)
+    assert await o.get(b"t2") == b
+    assert sorted(x.token for x in await o.for_registration("r1")) == [b"t1", b"t2"]
+    assert await o.remove(b"t1") == a
+    assert await o.remove(b"t1") is None
+    assert await o.remove_for_registration("r1") == [b]
+    assert await o.for_registration("r1") == []
+    assert await o.all() == [c]
+
+
+async def test_queue(stores: Stores) -> None:
+    q = stores.queue
+    for i, ep in enumerate(["ep", "ep", "other", "ep"]):
+        await q.push(QueuedRequest(f"q{i}", ep, {"op": "read", "path": f"/3/0/{i}"},
+                                   created_at=float(i), expires_at=10.0 + i))
+    pending = await q.pending("ep")
+    assert [p.id for p in pending] == ["q0", "q1", "q3"]
+    assert [p.sequence for p in pending] == sorted(p.sequence for p in pending)
+    assert await q.depth() == 4
+    done = await q.finish("q1", DONE, {"code": "2.05", "value": 3}, at=5.0)
+    assert done is not None and done.state == DONE and done.result == {"code": "2.05",
+                                                                       "value": 3}
+    assert [p.id for p in await q.pending("ep")] == ["q0", "q3"]
+    assert [p.id for p in await q.expired(12.0)] == ["q0", "q2"]
+    await q.finish("q0", EXPIRED, None, at=12.0)
+    got = await q.get("q0")
+    assert got is not None and got.state == EXPIRED
+    assert await q.depth() == 2
+    assert await q.purge_finished(before=6.0) == 1  # q1 finished at 5.0
+    assert await q.get("q1") is None
+    assert await q.finish("missing", DONE, None, 1.0) is None
+    assert (await q.get("q3")) is not None and (await q.get("q3")).state == PENDING  # type: ignore[union-attr]
+
+
+async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
+    s = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    await s.registrations.add(reg("a", "ep1"))
+    await s.registrations.add(reg("b", "ep1"))  # replaces a
+    await s.observations.add(Observation(b"t", "b", "ep1", ("/3/0",)))
+    await s.queue.push(QueuedRequest("q", "ep1", {"op": "read"}, 1.0, 2.0))
+    await s.queue.push(QueuedRequest("q2", "ep1", {"op": "read"}, 1.0, 2.0))
+    await s.queue.finish("q", DONE, {"ok": True}, 1.5)
+    await s.close()
+    s2 = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    assert [r.id for r in await s2.registrations.all()] == ["b"]
+    assert (await s2.registrations.get("b")) == reg("b", "ep1")
+    assert [o.token for o in await s2.observations.all()] == [b"t"]
+    assert [r.id for r in await s2.queue.pending("ep1")] == ["q2"]
+    q = await s2.queue.get("q")
+    assert q is not None and q.result == {"ok": True}
+    await s2.queue.push(QueuedRequest("q3", "ep1", {"op": "read"}, 1.0, 2.0))
+    assert [r.id for r in await s2.queue.pending("ep1")] == ["q2", "q3"]
+    await s2.close()
+
+
+async def test_sqlite_group_commit(tmp_path: Path) -> None:
+    s = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    assert isinstance(s, SQLiteStores)
+    await asyncio.gather(*(s.registrations.add(reg(f"id{i}", f"ep{i}")) for i in range(2000)))
+    # Far fewer commits than writes: concurrent writes share transactions.
+    assert s.writer.statements == 2000
+    assert s.writer.commits < 200
+    await s.close()
