@@ -14,9 +14,10 @@ BENCH = Path(__file__).resolve().parent
 BUILD = BENCH / "build"
 
 
-def build_loadgen() -> Path:
-    exe = BUILD / "coap_loadgen"
-    src = BENCH / "coap_loadgen.c"
+def build_loadgen(name: str = "coap_loadgen") -> Path:
+    """Compile ``bench/<name>.c`` (once; again when the source changes)."""
+    exe = BUILD / name
+    src = BENCH / f"{name}.c"
     if exe.exists() and exe.stat().st_mtime >= src.stat().st_mtime:
         return exe
     cc = shutil.which("cc") or shutil.which("gcc")

@@ -7,6 +7,7 @@ carrying the CoAP code to answer with (4.00 bad parameters, 4.12 unsupported ver
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +37,6 @@ class ObjectLinks:
     objects: tuple[ObjectLinkEntry, ...]
     root_path: str
     content_formats: tuple[int, ...]
-    versions: dict[int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,10 @@ def _binding(text: str | None, version: str) -> tuple[str, bool]:
     return letters, queue
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_object_links(payload: bytes, content_format: int | None) -> ObjectLinks:
+    """Parsed object list; cached because a fleet sends a handful of distinct lists, and
+    sharing the parsed tuples also shares their memory between registrations."""
     if content_format not in (None, 40):
         raise RegistrationError(Code.UNSUPPORTED_CONTENT_FORMAT,
                                 f"object list must be link format (40), not {content_format}")
@@ -113,9 +116,7 @@ def parse_object_links(payload: bytes, content_format: int | None) -> ObjectLink
             continue
         entries.append(ObjectLinkEntry(obj.object_id, None, obj.version))
         entries.extend(ObjectLinkEntry(obj.object_id, iid, None) for iid in obj.instances)
-    return ObjectLinks(text, tuple(entries), parsed.root_path, parsed.content_formats,
-                       {k: v for k, v in parsed.versions().items()
-                        if k not in _UNLISTED_OBJECTS})
+    return ObjectLinks(text, tuple(entries), parsed.root_path, parsed.content_formats)
 
 
 def parse_register(query: Sequence[str], payload: bytes, content_format: int | None, *,

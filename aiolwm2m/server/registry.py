@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
+import base64
+import hashlib
+import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,6 +53,21 @@ class DefaultAuthorizer:
         return None
 
 
+class RegistrationIds:
+    """Unguessable registration ids without a system call each: a keyed BLAKE2b of a
+    counter. The id is a capability (whoever knows /rd/{id} may update a NoSec
+    registration), so it must not be predictable from earlier ones."""
+
+    def __init__(self) -> None:
+        self._key = os.urandom(32)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        digest = hashlib.blake2b(next(self._counter).to_bytes(8, "big"), key=self._key,
+                                 digest_size=9).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
 class Registry:
     def __init__(self, store: RegistrationStore, config: ServerConfig, model: ModelRegistry,
                  authorizer: Authorizer | None = None) -> None:
@@ -64,6 +82,7 @@ class Registry:
         self.by_endpoint: dict[str, Registration] = {}
         self._contexts: dict[str, DeviceContext] = {}
         self.on_change: Callable[[], None] = lambda: None
+        self.new_id = RegistrationIds()
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -124,7 +143,7 @@ class Registry:
         now = self.config.clock()
         links = params.object_links
         reg = Registration(
-            id=secrets.token_urlsafe(8), endpoint=params.endpoint, address=origin.address,
+            id=self.new_id(), endpoint=params.endpoint, address=origin.address,
             lifetime=lifetime, lwm2m_version=params.lwm2m_version, binding=params.binding,
             queue_mode=params.queue_mode, sms=params.sms, transport=origin.transport,
             identity=origin.identity, links=links.links, objects=links.objects,

@@ -88,10 +88,21 @@ class SQLiteWriter:
         try:
             conn.execute("BEGIN")
             n = 0
+            # Consecutive statements with the same SQL go through one executemany: the
+            # binding loop then runs in C, which matters because this thread competes with
+            # the event loop for the GIL.
+            run_sql: str | None = None
+            run_params: list[Sequence[Any]] = []
             for statements, _ in batch:
                 for sql, params in statements:
-                    conn.execute(sql, params)
+                    if sql != run_sql:
+                        if run_params:
+                            conn.executemany(run_sql, run_params)  # type: ignore[arg-type]
+                        run_sql, run_params = sql, []
+                    run_params.append(params)
                     n += 1
+            if run_params:
+                conn.executemany(run_sql, run_params)  # type: ignore[arg-type]
             conn.execute("COMMIT")
             self.commits += 1
             self.statements += n

@@ -8,6 +8,7 @@ the same code serves UDP, DTLS, TCP and TLS.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -66,10 +67,15 @@ class RequestDispatcher:
         self.observers = observers or ObserverRegistry()
         self._unblocked_limit = 1 << (preferred_szx + 4)
         self._tasks: set[asyncio.Future[Message]] = set()
+        self._unanswered: dict[int, Message] = {}
+        self._ack_due: collections.deque[tuple[float, int]] = collections.deque()
+        self._ack_timer: asyncio.TimerHandle | None = None
         site.attach(self)
 
     def close(self) -> None:
         self.site.detach(self)
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
 
@@ -129,11 +135,17 @@ class RequestDispatcher:
         task = asyncio.ensure_future(result)
         self._tasks.add(task)
         loop = asyncio.get_running_loop()
-        ack_timer = loop.call_later(self.empty_ack_delay, self.transport.acknowledge, request)
+        # One sweeping timer acknowledges every request still unanswered after
+        # empty_ack_delay; a timer per request would cost a heap push and a cancel each.
+        key = id(request)
+        self._unanswered[key] = request
+        self._ack_due.append((loop.time() + self.empty_ack_delay, key))
+        if self._ack_timer is None:
+            self._ack_timer = loop.call_later(self.empty_ack_delay, self._acknowledge_late)
 
         def done(t: asyncio.Future[Message]) -> None:
             self._tasks.discard(t)
-            ack_timer.cancel()
+            self._unanswered.pop(key, None)
             if t.cancelled():
                 return
             exc = t.exception()
@@ -146,6 +158,19 @@ class RequestDispatcher:
             self._finish(request, response, observe)
 
         task.add_done_callback(done)
+
+    def _acknowledge_late(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ack_timer = None
+        now = loop.time()
+        due = self._ack_due
+        while due and due[0][0] <= now:
+            _, key = due.popleft()
+            request = self._unanswered.pop(key, None)
+            if request is not None:
+                self.transport.acknowledge(request)
+        if due:
+            self._ack_timer = loop.call_later(due[0][0] - now, self._acknowledge_late)
 
     def _finish(self, request: Message, response: Message, observe_on: Resource | None) -> None:
         now = self.clock()

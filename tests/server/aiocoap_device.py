@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,11 @@ from aiolwm2m.lwm2m import (
 
 CF = ContentFormat
 S = ResourceType
+_BIND_LOCKS: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+def _bind_lock() -> asyncio.Lock:
+    return _BIND_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 def device_instance() -> ObjectInstance:
@@ -94,7 +100,14 @@ class AiocoapDevice(aiocoap.interfaces.ObservableResource):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.context = await aiocoap.Context.create_server_context(self, bind=("::1", 0))
+        # aiocoap binds with SO_REUSEPORT, and Linux may hand the same ephemeral port to two
+        # such sockets, which then share (and lose) each other's datagrams. Pick the port
+        # with a plain socket, and bind one device at a time.
+        async with _bind_lock():
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+                probe.bind(("::1", 0))
+                port = probe.getsockname()[1]
+            self.context = await aiocoap.Context.create_server_context(self, bind=("::1", port))
 
     async def stop(self) -> None:
         if self.context is not None:

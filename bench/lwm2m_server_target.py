@@ -1,0 +1,35 @@
+"""The aiolwm2m LwM2M server as a benchmark target: ``python lwm2m_server_target.py STORE``.
+
+STORE is ``sqlite`` (durable: every 2.01 waits for its group commit) or ``memory``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from aiolwm2m.server import LwM2MServer, ServerConfig
+
+
+async def run(store: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="aiolwm2m-bench-") as tmp:
+        server = LwM2MServer(ServerConfig(host="127.0.0.1", port=0, store=store,
+                                          data_dir=Path(tmp)))
+        await server.start()
+        print(f"ready {server.port}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+
+if __name__ == "__main__":
+    store = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.run(run(store))
+    else:
+        asyncio.run(run(store))
