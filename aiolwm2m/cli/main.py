@@ -8,7 +8,7 @@ import sys
 
 from aiolwm2m import __version__
 
-from . import coap_client, demo
+from . import coap_client, demo, server_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server_cmd.add_parser(sub)
     coap_client.add_parser(sub)
     demo.add_parser(sub)
     return parser

@@ -48,6 +48,11 @@ class QueueMode:
         self._waiters: dict[str, asyncio.Future[Response]] = {}
         self._flushing: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Pending requests across all clients (kept here so metrics read it for free).
+        self.depth = 0
+
+    async def load(self) -> None:
+        self.depth = await self.store.depth()
 
     def is_awake(self, reg: Registration) -> bool:
         return not reg.queue_mode or self.awake.deadline(reg.id) is not None
@@ -82,6 +87,7 @@ class QueueMode:
             id=secrets.token_urlsafe(9), endpoint=reg.endpoint, operation=operation_to_dict(op),
             created_at=now, expires_at=now + (self.config.queue_ttl if ttl is None else ttl))
         await self.store.push(request)
+        self.depth += 1
         log.info("queued %s for sleeping %s as %s", describe(op), reg.endpoint, request.id)
         return request
 
@@ -118,6 +124,8 @@ class QueueMode:
     async def _finish(self, request: QueuedRequest, state: str, result: dict[str, object] | None,
                       response: Response | None, error: BaseException | None) -> None:
         done = await self.store.finish(request.id, state, result, self.config.clock())
+        if done is not None and request.state == "pending":
+            self.depth = max(0, self.depth - 1)
         fut = self._waiters.pop(request.id, None)
         if fut is not None and not fut.done():
             if response is not None:

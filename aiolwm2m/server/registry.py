@@ -80,7 +80,7 @@ class Registry:
         # Synchronous views of the live registrations, for lookups on every request.
         self.by_id: dict[str, Registration] = {}
         self.by_endpoint: dict[str, Registration] = {}
-        self._contexts: dict[str, DeviceContext] = {}
+        self._contexts: dict[tuple[object, ...], DeviceContext] = {}
         self.on_change: Callable[[], None] = lambda: None
         self.new_id = RegistrationIds()
 
@@ -91,7 +91,6 @@ class Registry:
         self.by_endpoint[reg.endpoint] = reg
         self._by_address[(reg.transport, reg.address)] = reg.id
         self.expiry.schedule(reg.id, reg.expires_at)
-        self._contexts.pop(reg.id, None)
 
     def _unindex(self, reg: Registration) -> None:
         self.by_id.pop(reg.id, None)
@@ -102,7 +101,6 @@ class Registry:
         if self._by_address.get(key) == reg.id:
             del self._by_address[key]
         self.expiry.cancel(reg.id)
-        self._contexts.pop(reg.id, None)
 
     async def load(self) -> list[Registration]:
         """Index stored registrations; returns those whose lifetime ran out while down."""
@@ -117,12 +115,17 @@ class Registry:
         return expired
 
     def context(self, reg: Registration) -> DeviceContext:
-        ctx = self._contexts.get(reg.id)
+        """What requests to ``reg`` are encoded with. Devices of one kind announce the same
+        version, formats and objects, so they share one context (and its pinned model)."""
+        key = (reg.lwm2m_version, reg.content_formats, reg.root_path, reg.objects)
+        ctx = self._contexts.get(key)
         if ctx is None:
             versions = {o.object_id: o.version for o in reg.objects if o.version is not None}
             ctx = DeviceContext.for_client(self.model, reg.lwm2m_version, reg.content_formats,
                                            reg.root_path, versions)
-            self._contexts[reg.id] = ctx
+            if len(self._contexts) >= 1024:
+                self._contexts.clear()
+            self._contexts[key] = ctx
         return ctx
 
     def id_for_address(self, transport: str, address: Address) -> str | None:

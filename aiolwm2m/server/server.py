@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -95,6 +96,10 @@ class LwM2MServer:
         self.transports: dict[str, UdpEndpoint] = {}
         self._timer_task: asyncio.Task[None] | None = None
         self.started = False
+        #: Called after every request sent to a client: (operation, response or None,
+        #: seconds, exception or None); the metrics hang here.
+        self.request_hooks: list[Callable[[Operation, Response | None, float,
+                                           BaseException | None], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -113,6 +118,7 @@ class LwM2MServer:
         self.observations = ObservationManager(stores.observations, self.events.emit,
                                                self._registration_by_id, self.registry.context,
                                                self.queue.woke)
+        await self.queue.load()
         for reg in await self.registry.load():
             await stores.observations.remove_for_registration(reg.id)
             self.events.emit(Expired(reg))
@@ -160,6 +166,11 @@ class LwM2MServer:
     @property
     def port(self) -> int:
         return self.transports["udp"].port
+
+    @property
+    def stores(self) -> Stores:
+        assert self._stores is not None, "start() the server first"
+        return self._stores
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -281,14 +292,30 @@ class LwM2MServer:
 
     async def _send_now(self, reg: Registration, op: Operation,
                         timeout: float | None = None) -> Response:
+        started = time.monotonic()
+        try:
+            response = await self._exchange(reg, op, timeout)
+        except BaseException as e:
+            for hook in self.request_hooks:
+                hook(op, None, time.monotonic() - started, e)
+            raise
+        for hook in self.request_hooks:
+            hook(op, response, time.monotonic() - started, None)
+        return response
+
+    async def _exchange(self, reg: Registration, op: Operation, timeout: float | None
+                        ) -> Response:
         transport = self.transports.get(reg.transport)
         if transport is None:
             raise RequestFailed(f"{reg.endpoint} registered over {reg.transport}, "
                                 "which is not running")
         ctx = self.registry.context(reg)
         if isinstance(op, ObserveRequest | ObserveCompositeRequest):
-            return await self.observations.observe(reg, op, transport, timeout=timeout,
-                                                   now=self.config.clock())
+            try:
+                return await self.observations.observe(reg, op, transport, timeout=timeout,
+                                                       now=self.config.clock())
+            except (CoapError, TimeoutError) as e:
+                raise RequestFailed(f"{op.kind} on {reg.endpoint}: {e or 'timed out'}") from e
         msg = encode_request(op, ctx)
         try:
             reply = await transport.request(msg, reg.address, timeout=timeout)

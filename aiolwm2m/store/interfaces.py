@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .records import Observation, QueuedRequest, Registration
+from .records import Observation, QueuedRequest, Registration, SecurityInfo
 
 
 class RegistrationStore(Protocol):
@@ -64,6 +64,28 @@ class QueueStore(Protocol):
         """How many requests are pending across all endpoints."""
 
 
+class SecurityStore(Protocol):
+    """Credentials per endpoint. Changes are durable when the coroutine returns; the
+    ``find_*`` lookups are synchronous because they run inside a (D)TLS handshake."""
+
+    async def put(self, info: SecurityInfo) -> SecurityInfo | None:
+        """Store ``info`` (replacing the endpoint's previous credentials, returned).
+        Raises ValueError when its PSK identity, key or certificate name is already bound
+        to another endpoint."""
+
+    async def remove(self, endpoint: str) -> SecurityInfo | None: ...
+
+    async def all(self) -> list[SecurityInfo]: ...
+
+    def get(self, endpoint: str) -> SecurityInfo | None: ...
+
+    def find_psk(self, identity: bytes) -> SecurityInfo | None: ...
+
+    def find_rpk(self, public_key: bytes) -> SecurityInfo | None: ...
+
+    def find_x509(self, name: str) -> SecurityInfo | None: ...
+
+
 class Stores(Protocol):
     @property
     def registrations(self) -> RegistrationStore: ...
@@ -73,5 +95,8 @@ class Stores(Protocol):
 
     @property
     def queue(self) -> QueueStore: ...
+
+    @property
+    def security(self) -> SecurityStore: ...
 
     async def close(self) -> None: ...

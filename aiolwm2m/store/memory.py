@@ -4,8 +4,9 @@ stores keep in front of their files."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from .records import PENDING, Observation, QueuedRequest, Registration
+from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
 
 
 class MemoryRegistrationStore:
@@ -159,11 +160,73 @@ class MemoryQueueStore:
         return sum(len(g) for g in self._pending.values())
 
 
+class MemorySecurityStore:
+    def __init__(self) -> None:
+        self._by_endpoint: dict[str, SecurityInfo] = {}
+        self._by_psk: dict[bytes, str] = {}
+        self._by_rpk: dict[bytes, str] = {}
+        self._by_x509: dict[str, str] = {}
+
+    def _indexes(self, info: SecurityInfo) -> list[tuple[dict[Any, str], Any]]:
+        out: list[tuple[dict[Any, str], Any]] = []
+        if info.psk_identity is not None:
+            out.append((self._by_psk, info.psk_identity))
+        if info.rpk_public_key is not None:
+            out.append((self._by_rpk, info.rpk_public_key))
+        if info.x509_identity is not None:
+            out.append((self._by_x509, info.x509_identity))
+        return out
+
+    def _put(self, info: SecurityInfo) -> SecurityInfo | None:
+        for index, key in self._indexes(info):
+            owner = index.get(key)
+            if owner is not None and owner != info.endpoint:
+                raise ValueError(f"those credentials already belong to endpoint {owner!r}")
+        old = self._remove(info.endpoint)
+        self._by_endpoint[info.endpoint] = info
+        for index, key in self._indexes(info):
+            index[key] = info.endpoint
+        return old
+
+    def _remove(self, endpoint: str) -> SecurityInfo | None:
+        old = self._by_endpoint.pop(endpoint, None)
+        if old is not None:
+            for index, key in self._indexes(old):
+                if index.get(key) == endpoint:
+                    del index[key]
+        return old
+
+    async def put(self, info: SecurityInfo) -> SecurityInfo | None:
+        return self._put(info)
+
+    async def remove(self, endpoint: str) -> SecurityInfo | None:
+        return self._remove(endpoint)
+
+    async def all(self) -> list[SecurityInfo]:
+        return sorted(self._by_endpoint.values(), key=lambda i: i.endpoint)
+
+    def get(self, endpoint: str) -> SecurityInfo | None:
+        return self._by_endpoint.get(endpoint)
+
+    def find_psk(self, identity: bytes) -> SecurityInfo | None:
+        ep = self._by_psk.get(identity)
+        return self._by_endpoint.get(ep) if ep is not None else None
+
+    def find_rpk(self, public_key: bytes) -> SecurityInfo | None:
+        ep = self._by_rpk.get(public_key)
+        return self._by_endpoint.get(ep) if ep is not None else None
+
+    def find_x509(self, name: str) -> SecurityInfo | None:
+        ep = self._by_x509.get(name)
+        return self._by_endpoint.get(ep) if ep is not None else None
+
+
 class MemoryStores:
     def __init__(self) -> None:
         self.registrations = MemoryRegistrationStore()
         self.observations = MemoryObservationStore()
         self.queue = MemoryQueueStore()
+        self.security = MemorySecurityStore()
 
     async def close(self) -> None:
         return None

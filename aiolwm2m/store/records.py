@@ -140,3 +140,50 @@ class QueuedRequest:
     def from_dict(cls, d: dict[str, Any]) -> QueuedRequest:
         return cls(d["id"], d["ep"], d["op"], float(d["created"]), float(d["expires"]),
                    d["state"], d["result"], d["finished"], int(d["seq"]))
+
+
+PSK = "psk"
+RPK = "rpk"
+X509 = "x509"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityInfo:
+    """The credentials one endpoint must present, in exactly one security mode."""
+
+    endpoint: str
+    psk_identity: bytes | None = None
+    psk_key: bytes | None = None
+    rpk_public_key: bytes | None = None
+    x509_identity: str | None = None
+
+    def __post_init__(self) -> None:
+        modes = [m for m, present in ((PSK, self.psk_identity is not None),
+                                      (RPK, self.rpk_public_key is not None),
+                                      (X509, self.x509_identity is not None)) if present]
+        if len(modes) != 1:
+            raise ValueError(f"{self.endpoint}: exactly one of PSK, RPK or X.509 credentials "
+                             f"is needed, got {modes or 'none'}")
+        if self.psk_identity is not None and not self.psk_key:
+            raise ValueError(f"{self.endpoint}: a PSK identity needs a key")
+
+    @property
+    def mode(self) -> str:
+        if self.psk_identity is not None:
+            return PSK
+        return RPK if self.rpk_public_key is not None else X509
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ep": self.endpoint,
+                "psk_id": self.psk_identity.hex() if self.psk_identity is not None else None,
+                "psk_key": self.psk_key.hex() if self.psk_key is not None else None,
+                "rpk": self.rpk_public_key.hex() if self.rpk_public_key is not None else None,
+                "x509": self.x509_identity}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SecurityInfo:
+        def raw(key: str) -> bytes | None:
+            v = d.get(key)
+            return bytes.fromhex(v) if v is not None else None
+
+        return cls(d["ep"], raw("psk_id"), raw("psk_key"), raw("rpk"), d.get("x509"))

@@ -8,8 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .memory import MemoryObservationStore, MemoryQueueStore, MemoryRegistrationStore
-from .records import PENDING, Observation, QueuedRequest, Registration
+from .memory import (
+    MemoryObservationStore,
+    MemoryQueueStore,
+    MemoryRegistrationStore,
+    MemorySecurityStore,
+)
+from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
 from .sqlite_writer import SQLiteWriter, read_all
 
 SCHEMA = (
@@ -22,6 +27,8 @@ SCHEMA = (
         id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, sequence INTEGER NOT NULL,
         state TEXT NOT NULL, data TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS queued_by_endpoint ON queued_requests(endpoint, state)",
+    """CREATE TABLE IF NOT EXISTS security (
+        endpoint TEXT PRIMARY KEY, data TEXT NOT NULL)""",
 )
 
 
@@ -110,6 +117,24 @@ class SQLiteQueueStore(MemoryQueueStore):
         return len(gone)
 
 
+class SQLiteSecurityStore(MemorySecurityStore):
+    def __init__(self, writer: SQLiteWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    async def put(self, info: SecurityInfo) -> SecurityInfo | None:
+        old = self._put(info)
+        await self._writer.submit([("INSERT OR REPLACE INTO security VALUES (?,?)",
+                                    (info.endpoint, _json(info.to_dict())))])
+        return old
+
+    async def remove(self, endpoint: str) -> SecurityInfo | None:
+        old = self._remove(endpoint)
+        if old is not None:
+            await self._writer.submit([("DELETE FROM security WHERE endpoint=?", (endpoint,))])
+        return old
+
+
 class SQLiteStores:
     """All stores in one database file (``aiolwm2m.sqlite3`` under the data directory)."""
 
@@ -118,6 +143,7 @@ class SQLiteStores:
         self.registrations = SQLiteRegistrationStore(writer)
         self.observations = SQLiteObservationStore(writer)
         self.queue = SQLiteQueueStore(writer)
+        self.security = SQLiteSecurityStore(writer)
 
     @classmethod
     async def open(cls, path: Path | str, *, synchronous: str = "FULL") -> SQLiteStores:
@@ -141,6 +167,8 @@ class SQLiteStores:
             if r.state == PENDING:
                 q._pending.setdefault(r.endpoint, {})[r.id] = r
             q._sequence = max(q._sequence, r.sequence)
+        for (data,) in read_all(path, "SELECT data FROM security"):
+            self.security._put(SecurityInfo.from_dict(json.loads(data)))
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)

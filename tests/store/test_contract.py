@@ -142,3 +142,42 @@ async def test_sqlite_group_commit(tmp_path: Path) -> None:
     assert s.writer.statements == 2000
     assert s.writer.commits < 200
     await s.close()
+
+
+async def test_security(stores: Stores) -> None:
+    from aiolwm2m.store.records import SecurityInfo
+
+    s = stores.security
+    psk = SecurityInfo("ep1", psk_identity=b"id-1", psk_key=b"\x01" * 16)
+    rpk = SecurityInfo("ep2", rpk_public_key=b"\x30\x59spki")
+    x509 = SecurityInfo("ep3", x509_identity="CN=ep3")
+    for info in (psk, rpk, x509):
+        assert await s.put(info) is None
+    assert s.get("ep1") == psk and psk.mode == "psk" and x509.mode == "x509"
+    assert s.find_psk(b"id-1") == psk and s.find_psk(b"nope") is None
+    assert s.find_rpk(b"\x30\x59spki") == rpk
+    assert s.find_x509("CN=ep3") == x509
+    with pytest.raises(ValueError):
+        await s.put(SecurityInfo("other", psk_identity=b"id-1", psk_key=b"k"))
+    newer = SecurityInfo("ep1", psk_identity=b"id-2", psk_key=b"\x02" * 16)
+    assert await s.put(newer) == psk
+    assert s.find_psk(b"id-1") is None and s.find_psk(b"id-2") == newer
+    assert await s.remove("ep2") == rpk
+    assert s.find_rpk(b"\x30\x59spki") is None
+    assert [i.endpoint for i in await s.all()] == ["ep1", "ep3"]
+    with pytest.raises(ValueError):
+        SecurityInfo("bad")
+    with pytest.raises(ValueError):
+        SecurityInfo("bad", psk_identity=b"x", x509_identity="y")
+
+
+async def test_sqlite_security_survives_reopen(tmp_path: Path) -> None:
+    from aiolwm2m.store.records import SecurityInfo
+
+    s = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    await s.security.put(SecurityInfo("ep1", psk_identity=b"id", psk_key=b"key"))
+    await s.close()
+    s2 = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    assert s2.security.find_psk(b"id") == SecurityInfo("ep1", psk_identity=b"id",
+                                                       psk_key=b"key")
+    await s2.close()

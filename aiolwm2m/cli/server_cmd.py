@@ -1,0 +1,215 @@
+"""``aiolwm2m server``: the LwM2M server with its REST API, web UI and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import json
+import secrets
+import signal
+import sys
+import tomllib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from aiolwm2m.server import LwM2MServer, ServerConfig
+from aiolwm2m.store.records import SecurityInfo
+
+from .settings import ServerSettings, SettingsError, environment, load_settings
+
+console = Console(stderr=True, highlight=False)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "server", help="run the LwM2M server, its REST API and web UI",
+        description="Run the LwM2M server. With no arguments: CoAP on UDP 5683 (IPv4 and "
+                    "IPv6), the REST API and web UI on http://127.0.0.1:8080, data in "
+                    "./aiolwm2m-data. Settings come from --config FILE (TOML), then "
+                    "AIOLWM2M_* environment variables, then these flags.")
+    add_server_flags(p)
+    p.set_defaults(handler=run)
+
+
+def add_server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML settings file")
+    p.add_argument("--coap-host", help="address for CoAP (default :: = all, IPv4 and IPv6)")
+    p.add_argument("--coap-port", type=int, help="UDP port for CoAP (default 5683)")
+    p.add_argument("--http-host", help="address of the REST API and UI (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="port of the REST API and UI (default 8080)")
+    p.add_argument("--api-token", dest="api_tokens", action="append",
+                   help="bearer token accepted by the API (repeatable; default: a random "
+                        "one, printed at start)")
+    p.add_argument("--data-dir", type=Path, help="where the SQLite database lives")
+    p.add_argument("--store", choices=["sqlite", "memory"], help="persistence (default "
+                   "sqlite)")
+    p.add_argument("--awake-time", type=float, help="seconds a queue-mode client stays "
+                   "reachable after it spoke (default 93)")
+    p.add_argument("--queue-ttl", type=float, help="default lifetime of queued requests, s")
+    p.add_argument("--model-dir", dest="model_dirs", action="append", type=Path,
+                   help="directory of OMA DDF XML files to load (repeatable)")
+    p.add_argument("--credentials", type=Path,
+                   help="TOML or JSON file of per-endpoint credentials to load")
+    p.add_argument("--no-web-ui", dest="web_ui", action="store_const", const=False,
+                   help="serve the REST API without the web UI")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def settings_from(args: argparse.Namespace) -> ServerSettings:
+    names = ("coap_host", "coap_port", "http_host", "http_port", "api_tokens", "data_dir",
+             "store", "awake_time", "queue_ttl", "model_dirs", "credentials", "web_ui",
+             "log_level")
+    overrides = {n: getattr(args, n, None) for n in names}
+    return load_settings(args.config, environment(), overrides)
+
+
+def load_credentials(path: Path) -> list[SecurityInfo]:
+    """``[[credential]]`` tables (TOML) or a JSON list of objects with ``endpoint`` and one
+    of ``psk_identity`` + ``psk_key`` (hex), ``rpk_public_key`` (hex DER), ``x509_identity``."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SettingsError(f"cannot read credentials file {path}: {e.strerror or e}") from None
+    try:
+        entries: Any = (json.loads(text) if path.suffix == ".json"
+                        else tomllib.loads(text).get("credential", []))
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"credentials file {path} is not valid: {e}") from None
+    if not isinstance(entries, list):
+        raise SettingsError(f"credentials file {path}: expected a list of credentials")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"credentials file {path}, entry {i + 1}"
+        if not isinstance(entry, dict) or not entry.get("endpoint"):
+            raise SettingsError(f"{where}: needs an endpoint")
+        try:
+            ident = entry.get("psk_identity")
+            key = entry.get("psk_key")
+            rpk = entry.get("rpk_public_key")
+            out.append(SecurityInfo(
+                str(entry["endpoint"]),
+                psk_identity=str(ident).encode() if ident is not None else None,
+                psk_key=bytes.fromhex(key) if key is not None else None,
+                rpk_public_key=bytes.fromhex(rpk) if rpk is not None else None,
+                x509_identity=entry.get("x509_identity")))
+        except (ValueError, TypeError) as e:
+            raise SettingsError(f"{where}: {e}") from None
+    return out
+
+
+def describe_bind_error(what: str, host: str, port: int, e: OSError) -> str:
+    reason = {errno.EADDRINUSE: "the port is already in use",
+              errno.EACCES: "permission denied (ports below 1024 need privileges)",
+              errno.EADDRNOTAVAIL: "no such local address"}.get(e.errno or 0,
+                                                                e.strerror or str(e))
+    shown = f"[{host}]" if ":" in host else host
+    return f"cannot listen on {what} {shown}:{port}: {reason}"
+
+
+class RunningServer:
+    """The LwM2M server and its web front end, started together."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.server = LwM2MServer(ServerConfig(
+            host=settings.coap_host, port=settings.coap_port, data_dir=settings.data_dir,
+            store=settings.store, lwm2m_versions=frozenset(settings.lwm2m_versions),
+            awake_time=settings.awake_time, queue_ttl=settings.queue_ttl,
+            model_dirs=tuple(settings.model_dirs)))
+        self.tokens = list(settings.api_tokens) or [secrets.token_urlsafe(18)]
+        self.generated_token = not settings.api_tokens
+        self.web: Any = None
+
+    async def start(self) -> None:
+        s = self.settings
+        credentials = load_credentials(s.credentials) if s.credentials else []
+        try:
+            await self.server.start()
+        except OSError as e:
+            await self.server.stop()
+            raise SettingsError(describe_bind_error("udp", s.coap_host, s.coap_port, e)) from None
+        for info in credentials:
+            try:
+                await self.server.stores.security.put(info)
+            except ValueError as e:
+                await self.server.stop()
+                raise SettingsError(f"credentials of {info.endpoint}: {e}") from None
+        from aiolwm2m.web.app import create_app
+        from aiolwm2m.web.serve import WebServer
+
+        self.web = WebServer(create_app(self.server, self.tokens), s.http_host, s.http_port)
+        try:
+            await self.web.start()
+        except OSError as e:
+            await self.server.stop()
+            raise SettingsError(describe_bind_error("http", s.http_host, s.http_port, e)) from None
+
+    async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
+        await self.server.stop()
+
+    def banner(self) -> None:
+        s = self.settings
+        host = f"[{s.coap_host}]" if ":" in s.coap_host else s.coap_host
+        console.print(f"[bold]aiolwm2m server[/bold] CoAP on udp {host}:{self.server.port}, "
+                      f"{len(self.server.registrations)} registrations loaded")
+        console.print(f"  web UI   {self.web.url}/ui/")
+        console.print(f"  REST API {self.web.url}/api  (OpenAPI {self.web.url}/openapi.json, "
+                      f"docs {self.web.url}/api-docs)")
+        console.print(f"  metrics  {self.web.url}/metrics")
+        store = s.data_dir / "aiolwm2m.sqlite3" if s.store == "sqlite" else "memory (not kept)"
+        console.print(f"  data     {store}")
+        if self.generated_token:
+            console.print(f"  API token (generated for this run): [bold]{self.tokens[0]}"
+                          "[/bold]")
+
+
+async def serve_until_stopped(settings: ServerSettings,
+                              also: Callable[[RunningServer], Awaitable[None]] | None = None
+                              ) -> None:
+    running = RunningServer(settings)
+    await running.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        running.banner()
+        if also is not None:
+            await also(running)
+        await stop.wait()
+    finally:
+        console.print("stopping ...")
+        await running.stop()
+
+
+def run_async(main: Awaitable[None]) -> None:
+    """Run on uvloop when it is installed (the ``fast`` extra), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)  # type: ignore[arg-type]
+        return
+    uvloop.run(main)  # type: ignore[arg-type]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+        import logging
+
+        logging.getLogger().setLevel(settings.log_level)
+        run_async(serve_until_stopped(settings))
+    except SettingsError as e:
+        print(f"aiolwm2m server: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

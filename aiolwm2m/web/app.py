@@ -1,0 +1,86 @@
+"""The ASGI application: REST API, OpenAPI, server-sent events, web UI and metrics."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from aiolwm2m import __version__
+from aiolwm2m.server import LwM2MServer
+
+from . import routes_events, routes_misc, routes_operations, routes_registrations
+from .auth import TokenAuth
+from .metrics import ServerMetrics
+from .schemas import ErrorOut
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """The REST API of an aiolwm2m LwM2M server.
+
+Every `/api` call needs `Authorization: Bearer <token>` (or `?access_token=<token>` where a
+header cannot be set, e.g. the browser's EventSource). Device operations answer with the
+client's CoAP response code in the body; a sleeping queue-mode client gets the request queued
+(HTTP 202 with a request id to poll at `/api/requests/{id}`).
+"""
+
+
+def create_app(server: LwM2MServer, tokens: list[str]) -> FastAPI:
+    auth = TokenAuth(tokens)
+    app = FastAPI(title="aiolwm2m", version=__version__, description=DESCRIPTION)
+    app.state.server = server
+    app.state.metrics = metrics = ServerMetrics(server)
+    protected = [Depends(auth)]
+    for router in (routes_registrations.router, routes_operations.router,
+                   routes_misc.requests_router, routes_misc.security_router,
+                   routes_events.router):
+        app.include_router(router, dependencies=protected,
+                           responses={401: {"model": ErrorOut,
+                                            "description": "missing or invalid token"}})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    @app.get("/api-docs", include_in_schema=False, response_class=HTMLResponse)
+    async def api_docs() -> str:
+        return render_api_docs(app.openapi())
+
+    if STATIC.is_dir():
+        app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
+    return app
+
+
+def render_api_docs(spec: dict[str, Any]) -> str:
+    """A self-contained page listing the API (FastAPI's /docs needs a CDN; this does not)."""
+    rows = []
+    for path, methods in sorted(spec.get("paths", {}).items()):
+        for method, op in methods.items():
+            params = ", ".join(p["name"] for p in op.get("parameters", [])
+                               if p.get("in") == "query")
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            ref = body.get("schema", {}).get("$ref", "")
+            rows.append(
+                f"<tr><td><b>{html.escape(method.upper())}</b></td>"
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td>"
+                f"<td>{html.escape(params)}</td><td>{html.escape(ref.rsplit('/', 1)[-1])}</td>"
+                "</tr>")
+    return ("<!doctype html><meta charset=utf-8><title>aiolwm2m API</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td{padding:4px 10px;"
+            "border-bottom:1px solid #ddd}</style>"
+            f"<h1>aiolwm2m API {html.escape(spec['info']['version'])}</h1>"
+            f"<p>{html.escape(spec['info'].get('description', ''))}</p>"
+            "<p>Machine-readable: <a href=/openapi.json>/openapi.json</a>; interactive "
+            "(needs internet for its assets): <a href=/docs>/docs</a>.</p><table>"
+            "<tr><th>method</th><th>path</th><th>what</th><th>query</th><th>body</th></tr>"
+            + "".join(rows) + "</table>")

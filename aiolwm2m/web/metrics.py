@@ -1,0 +1,54 @@
+"""Prometheus metrics of one server, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from aiolwm2m.lwm2m.operations import Operation, Response
+from aiolwm2m.server import LwM2MServer
+from aiolwm2m.server.events import Event
+
+
+class ServerMetrics:
+    def __init__(self, server: LwM2MServer) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        devices = Gauge("lwm2m_registered_devices", "Clients currently registered",
+                        registry=r)
+        devices.set_function(lambda: len(server.registrations))
+        queue = Gauge("lwm2m_queue_depth", "Requests waiting for sleeping clients",
+                      registry=r)
+        queue.set_function(lambda: server.queue.depth if server.started else 0)
+        observations = Gauge("lwm2m_observations", "Observations the server holds",
+                             registry=r)
+        observations.set_function(lambda: len(server.observations) if server.started else 0)
+        self.requests = Counter("lwm2m_requests", "Requests sent to clients",
+                                ["operation", "code"], registry=r)
+        self.latency = Histogram("lwm2m_request_duration_seconds",
+                                 "Time from sending a request to its response",
+                                 ["operation"], registry=r,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                                          10, 30, 93))
+        self.registration_events = Counter("lwm2m_registration_events",
+                                           "Registration interface events", ["event"],
+                                           registry=r)
+        self.notifications = Counter("lwm2m_notifications", "Notifications received",
+                                     registry=r)
+        self.sends = Counter("lwm2m_sends", "Send operations received", registry=r)
+        server.request_hooks.append(self.on_request)
+        server.events.subscribe(self.on_event)
+
+    def on_request(self, op: Operation, response: Response | None, seconds: float,
+                   error: BaseException | None) -> None:
+        code = response.code_text if response is not None else (
+            "timeout" if error is not None else "none")
+        self.requests.labels(op.kind, code).inc()
+        self.latency.labels(op.kind).observe(seconds)
+
+    def on_event(self, ev: Event) -> None:
+        if ev.name == "notification":
+            self.notifications.inc()
+        elif ev.name == "send":
+            self.sends.inc()
+        elif ev.name in ("registered", "updated", "deregistered", "expired"):
+            self.registration_events.labels(ev.name).inc()

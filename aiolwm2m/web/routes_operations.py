@@ -1,0 +1,277 @@
+"""``/api/clients/{endpoint}/...``: device management and information reporting.
+
+Every operation answers 200 with the client's CoAP response code in the body (a 4.04 from
+the device is a successful API call), or 202 with a request id when the client sleeps in
+queue mode; 404 for an unknown endpoint, 400 for an invalid path or value, 504 when the
+device does not answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import Path as PathParam
+
+from aiolwm2m.lwm2m.attributes import parse_write_attributes
+from aiolwm2m.lwm2m.errors import LwM2MError
+from aiolwm2m.lwm2m.node_builder import build_node
+from aiolwm2m.lwm2m.operations import (
+    CompositeResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiscoverRequest,
+    DiscoverResponse,
+    ExecuteRequest,
+    ObserveCompositeRequest,
+    ObserveRequest,
+    ObserveResponse,
+    Operation,
+    ReadCompositeRequest,
+    ReadRequest,
+    ReadResponse,
+    WriteAttributesRequest,
+    WriteCompositeRequest,
+    WriteRequest,
+)
+from aiolwm2m.lwm2m.operations import (
+    Response as LwM2MResponse,
+)
+from aiolwm2m.lwm2m.path import ROOT
+from aiolwm2m.server import LwM2MServer
+from aiolwm2m.store.records import QueuedRequest
+
+from .deps import device_errors, get_server, parse_path
+from .formats import format_name, leaf_values, node_json, parse_format
+from .schemas import (
+    AttributesBody,
+    CancelBody,
+    CompositeWriteBody,
+    CreateBody,
+    ErrorOut,
+    ExecuteBody,
+    LinkOut,
+    ObservationOut,
+    OperationResult,
+    PathBody,
+    PathsBody,
+    QueuedOut,
+    WriteBody,
+)
+
+router = APIRouter(prefix="/api/clients/{endpoint}", tags=["device management"])
+ServerDep = Annotated[LwM2MServer, Depends(get_server)]
+EndpointName = Annotated[str, PathParam(description="the client's endpoint name",
+                                        examples=["dev-1"])]
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": QueuedOut, "description": "the client sleeps; the request is queued"},
+    400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 502: {"model": ErrorOut},
+    504: {"model": ErrorOut}}
+
+
+def _format(value: str | int | None) -> int | None:
+    try:
+        return parse_format(value)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
+
+
+def queued_out(q: QueuedRequest) -> QueuedOut:
+    return QueuedOut(request_id=q.id, endpoint=q.endpoint, operation=q.operation,
+                     state=q.state,  # type: ignore[arg-type]
+                     created_at=q.created_at, expires_at=q.expires_at,
+                     finished_at=q.finished_at, result=q.result)
+
+
+def result_out(server: LwM2MServer, endpoint: str, op: Operation, resp: LwM2MResponse
+               ) -> OperationResult:
+    model = server.context(endpoint).model
+    out: dict[str, Any] = {}
+    if isinstance(resp, ObserveResponse) and resp.composite is not None:
+        values = [v for p, n in sorted(resp.composite.items()) for v in leaf_values(p, n, model)]
+        out = {"content": {str(p): v for p, v in
+                           ((p, node_json(p, n, model)["content"])
+                            for p, n in resp.composite.items())}, "values": values}
+    elif isinstance(resp, ReadResponse):
+        out = node_json(resp.path, resp.content, model)
+    elif isinstance(resp, CompositeResponse):
+        values = [v for p, n in sorted(resp.content.items()) for v in leaf_values(p, n, model)]
+        out = {"content": {str(p): node_json(p, n, model)["content"]
+                           for p, n in resp.content.items()}, "values": values}
+    links = None
+    if isinstance(resp, DiscoverResponse):
+        links = [LinkOut(path=str(link.path), dim=link.dim, version=link.version,
+                         attributes=dict(link.attributes.items())) for link in resp.links]
+    return OperationResult(
+        endpoint=endpoint, operation=op.kind, code=resp.code_text, success=resp.success,
+        diagnostic=resp.diagnostic or None, format=format_name(resp.format),
+        content=out.get("content"), values=out.get("values", []), links=links,
+        location=str(resp.location) if isinstance(resp, CreateResponse) and resp.location
+        else None,
+        token=resp.token.hex() if isinstance(resp, ObserveResponse) and resp.token else None)
+
+
+async def run(server: LwM2MServer, endpoint: str, op: Operation, timeout: float | None,
+              response: Response) -> OperationResult | QueuedOut:
+    with device_errors():
+        outcome = await server.submit(endpoint, op, timeout=timeout)
+    if isinstance(outcome, QueuedRequest):
+        response.status_code = status.HTTP_202_ACCEPTED
+        return queued_out(outcome)
+    return result_out(server, endpoint, op, outcome)
+
+
+def _model(server: LwM2MServer, endpoint: str) -> Any:
+    with device_errors():
+        return server.context(endpoint).model
+
+
+Result = OperationResult | QueuedOut
+
+
+@router.get("/read", response_model=Result, responses=RESPONSES, summary="Read")
+async def read(server: ServerDep, endpoint: EndpointName, response: Response,
+               path: Annotated[str, Query(examples=["/3/0"])],
+               format: Annotated[str | None, Query()] = None,
+               timeout: Annotated[float | None, Query(gt=0, le=600)] = None) -> Result:
+    op = ReadRequest(parse_path(path), _format(format))
+    return await run(server, endpoint, op, timeout, response)
+
+
+@router.get("/discover", response_model=Result, responses=RESPONSES, summary="Discover")
+async def discover(server: ServerDep, endpoint: EndpointName, response: Response,
+                   path: Annotated[str, Query(examples=["/3"])],
+                   timeout: Annotated[float | None, Query(gt=0, le=600)] = None) -> Result:
+    return await run(server, endpoint, DiscoverRequest(parse_path(path)), timeout, response)
+
+
+@router.post("/write", response_model=Result, responses=RESPONSES,
+             summary="Write (replace) or partial update")
+async def write(server: ServerDep, endpoint: EndpointName, body: WriteBody, response: Response
+                ) -> Result:
+    path = parse_path(body.path)
+    if path == ROOT:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "cannot write the root")
+    model = _model(server, endpoint)
+    with device_errors():
+        node = build_node(model, path, body.value)
+    op = WriteRequest(path, node, body.mode == "replace", _format(body.format))
+    return await run(server, endpoint, op, body.timeout, response)
+
+
+@router.post("/execute", response_model=Result, responses=RESPONSES, summary="Execute")
+async def execute(server: ServerDep, endpoint: EndpointName, body: ExecuteBody, response: Response
+                  ) -> Result:
+    path = parse_path(body.path)
+    if not path.is_resource:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Execute targets a resource path")
+    return await run(server, endpoint, ExecuteRequest(path, body.arguments), body.timeout,
+                     response)
+
+
+@router.post("/create", response_model=Result, responses=RESPONSES,
+             summary="Create an object instance")
+async def create(server: ServerDep, endpoint: EndpointName, body: CreateBody, response: Response
+                 ) -> Result:
+    path = parse_path(body.path)
+    if not path.is_object:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Create targets an object path")
+    model = _model(server, endpoint)
+    with device_errors():
+        node = build_node(model, path.child(body.instance_id or 0), body.values)
+    return await run(server, endpoint, CreateRequest(path, node, _format(body.format)),
+                     body.timeout, response)
+
+
+@router.post("/delete", response_model=Result, responses=RESPONSES,
+             summary="Delete an object instance")
+async def delete(server: ServerDep, endpoint: EndpointName, body: PathBody, response: Response
+                 ) -> Result:
+    path = parse_path(body.path)
+    if not path.is_object_instance:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Delete targets an object instance")
+    return await run(server, endpoint, DeleteRequest(path), body.timeout, response)
+
+
+@router.post("/write-attributes", response_model=Result, responses=RESPONSES,
+             summary="Write notification attributes")
+async def write_attributes(server: ServerDep, endpoint: EndpointName, body: AttributesBody,
+                           response: Response) -> Result:
+    path = parse_path(body.path)
+    items = [f"{k}={int(v) if float(v).is_integer() else v}" for k, v in body.set.items()]
+    items.extend(body.unset)
+    if not items:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "no attribute to set or unset")
+    try:
+        update = parse_write_attributes(items)
+    except LwM2MError as e:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
+    return await run(server, endpoint, WriteAttributesRequest(path, update), body.timeout,
+                     response)
+
+
+@router.post("/read-composite", response_model=Result, responses=RESPONSES,
+             summary="Read-Composite")
+async def read_composite(server: ServerDep, endpoint: EndpointName, body: PathsBody,
+                         response: Response) -> Result:
+    op = ReadCompositeRequest(tuple(parse_path(p) for p in body.paths), _format(body.format))
+    return await run(server, endpoint, op, body.timeout, response)
+
+
+@router.post("/write-composite", response_model=Result, responses=RESPONSES,
+             summary="Write-Composite")
+async def write_composite(server: ServerDep, endpoint: EndpointName, body: CompositeWriteBody,
+                          response: Response) -> Result:
+    model = _model(server, endpoint)
+    with device_errors():
+        nodes = {parse_path(p): build_node(model, parse_path(p), v)
+                 for p, v in body.values.items()}
+    op = WriteCompositeRequest.of(nodes, _format(body.format))
+    return await run(server, endpoint, op, body.timeout, response)
+
+
+@router.post("/observe", response_model=Result, responses=RESPONSES, summary="Observe")
+async def observe(server: ServerDep, endpoint: EndpointName, body: PathBody, response: Response
+                  ) -> Result:
+    op = ObserveRequest(parse_path(body.path), _format(body.format))
+    return await run(server, endpoint, op, body.timeout, response)
+
+
+@router.post("/observe-composite", response_model=Result, responses=RESPONSES,
+             summary="Observe-Composite")
+async def observe_composite(server: ServerDep, endpoint: EndpointName, body: PathsBody,
+                            response: Response) -> Result:
+    op = ObserveCompositeRequest(tuple(parse_path(p) for p in body.paths),
+                                 _format(body.format))
+    return await run(server, endpoint, op, body.timeout, response)
+
+
+@router.post("/cancel-observation",
+             responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+             summary="Cancel an observation (actively by default)")
+async def cancel_observation(server: ServerDep, endpoint: EndpointName, body: CancelBody
+                             ) -> dict[str, bool]:
+    if (body.path is None) == (body.paths is None):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "give either path or paths")
+    target: Any = body.path if body.path is not None else body.paths
+    if body.path is not None:
+        parse_path(body.path)
+    else:
+        for p in body.paths or ():
+            parse_path(p)
+    with device_errors():
+        cancelled = await server.cancel_observation(endpoint, target, active=body.active)
+    if not cancelled:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such observation")
+    return {"cancelled": True}
+
+
+@router.get("/observations", response_model=list[ObservationOut],
+            responses={404: {"model": ErrorOut}}, summary="The server's observations")
+async def observations(server: ServerDep, endpoint: EndpointName) -> list[ObservationOut]:
+    with device_errors():
+        reg = server.registration(endpoint)
+    return [ObservationOut(token=o.token.hex(), paths=list(o.paths), composite=o.composite,
+                           format=format_name(o.content_format), created_at=o.created_at)
+            for o in server.observations.for_registration(reg.id)]
