@@ -28,6 +28,7 @@ class RegistrationInterface(Resource):
     """``POST /rd`` registers, ``POST /rd/{id}`` updates, ``DELETE /rd/{id}`` deregisters."""
 
     link_params = (("rt", "core.rd"), ("ct", "40"))
+    eager = True
 
     def __init__(self, server: LwM2MServer, transport: str, identities: PeerIdentities
                  ) -> None:
@@ -55,6 +56,8 @@ class RegistrationInterface(Resource):
 
 class SendInterface(Resource):
     """``POST /dp``: the client's Send operation (LwM2M 1.1)."""
+
+    eager = True
 
     def __init__(self, server: LwM2MServer, transport: str, identities: PeerIdentities
                  ) -> None:

@@ -15,7 +15,7 @@ from .memory import (
     MemorySecurityStore,
 )
 from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
-from .sqlite_writer import SQLiteWriter, read_all
+from .sqlite_writer import Bulk, SQLiteWriter, read_all
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS registrations (
@@ -36,6 +36,16 @@ def _json(d: dict[str, Any]) -> str:
     return json.dumps(d, separators=(",", ":"))
 
 
+# A new registration of a known endpoint replaces the old row through the UNIQUE(endpoint)
+# conflict of INSERT OR REPLACE, so a burst of Registers is one run of one statement.
+UPSERT_REGISTRATIONS = Bulk(
+    "INSERT OR REPLACE INTO registrations(id, endpoint, data) SELECT "
+    "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') "
+    "FROM json_each(?)")
+DELETE_REGISTRATIONS = Bulk(
+    "DELETE FROM registrations WHERE id IN (SELECT value FROM json_each(?))")
+
+
 class SQLiteRegistrationStore(MemoryRegistrationStore):
     def __init__(self, writer: SQLiteWriter) -> None:
         super().__init__()
@@ -43,24 +53,19 @@ class SQLiteRegistrationStore(MemoryRegistrationStore):
 
     async def add(self, registration: Registration) -> Registration | None:
         old = self._add(registration)
-        stmts: list[tuple[str, tuple[Any, ...]]] = []
-        if old is not None:
-            stmts.append(("DELETE FROM registrations WHERE id=?", (old.id,)))
-        stmts.append(("INSERT OR REPLACE INTO registrations VALUES (?,?,?)",
-                      (registration.id, registration.endpoint, _json(registration.to_dict()))))
-        await self._writer.submit(stmts)
+        await self._writer.submit([(UPSERT_REGISTRATIONS, (
+            registration.id, registration.endpoint, registration.to_dict()))])
         return old
 
     async def update(self, registration: Registration) -> None:
         self._update(registration)
-        await self._writer.submit([("UPDATE registrations SET data=? WHERE id=?",
-                                    (_json(registration.to_dict()), registration.id))])
+        await self._writer.submit([(UPSERT_REGISTRATIONS, (
+            registration.id, registration.endpoint, registration.to_dict()))])
 
     async def remove(self, registration_id: str) -> Registration | None:
         reg = self._remove(registration_id)
         if reg is not None:
-            await self._writer.submit([("DELETE FROM registrations WHERE id=?",
-                                        (registration_id,))])
+            await self._writer.submit([(DELETE_REGISTRATIONS, registration_id)])
         return reg
 
 

@@ -1,25 +1,42 @@
 """Group commit for SQLite: one writer thread, one transaction per batch of writes.
 
-Writes submitted while a transaction is committing wait for the next one, so under load many
-requests share one fsync and the commit latency stays in the low milliseconds; an idle store
+Writes submitted during one event-loop iteration share a batch (and one future); batches
+that arrive while a transaction commits wait for the next one, so under load many requests
+share one fsync and the commit latency stays in the low milliseconds, while an idle store
 commits each write at once. The awaiting coroutine resumes only after COMMIT returned, which
 is what makes "durable before acknowledged" hold.
+
+The thread competes with the event loop for the GIL, and Python's sqlite3 releases and
+retakes it around every row it steps. Hot tables are therefore written with :class:`Bulk`
+statements: the rows of a batch travel as one JSON array and one statement inserts them all
+through ``json_each()``, so the thread takes the GIL a handful of times per batch instead of
+once per row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-Statement = tuple[str, Sequence[Any]]
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """A statement whose single parameter is a JSON array of rows (read with json_each)."""
+
+    sql: str
+
+
+Statement = tuple[str, Sequence[Any]] | tuple[Bulk, Any]
 _STOP = object()
 
 
@@ -31,6 +48,8 @@ class SQLiteWriter:
         self._schema = schema
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
+        self._pending: list[Statement] = []
+        self._pending_future: asyncio.Future[None] | None = None
         self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path.name}",
                                         daemon=True)
         self._ready = threading.Event()
@@ -83,26 +102,24 @@ class SQLiteWriter:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection,
-                batch: list[tuple[Sequence[Statement], asyncio.Future[None]]]) -> None:
+                batch: list[tuple[list[Statement], asyncio.Future[None]]]) -> None:
         error: BaseException | None = None
         try:
             conn.execute("BEGIN")
             n = 0
-            # Consecutive statements with the same SQL go through one executemany: the
-            # binding loop then runs in C, which matters because this thread competes with
-            # the event loop for the GIL.
-            run_sql: str | None = None
-            run_params: list[Sequence[Any]] = []
+            # Consecutive statements with the same SQL run as one executemany (or, for Bulk
+            # statements, one execute over all their rows); order across different
+            # statements is kept, so a delete after an insert still wins.
+            run_key: str | Bulk | None = None
+            run: list[Any] = []
             for statements, _ in batch:
-                for sql, params in statements:
-                    if sql != run_sql:
-                        if run_params:
-                            conn.executemany(run_sql, run_params)  # type: ignore[arg-type]
-                        run_sql, run_params = sql, []
-                    run_params.append(params)
+                for key, params in statements:
+                    if key != run_key:
+                        _flush(conn, run_key, run)
+                        run_key, run = key, []
+                    run.append(params)
                     n += 1
-            if run_params:
-                conn.executemany(run_sql, run_params)  # type: ignore[arg-type]
+            _flush(conn, run_key, run)
             conn.execute("COMMIT")
             self.commits += 1
             self.statements += n
@@ -120,17 +137,38 @@ class SQLiteWriter:
             pass  # the event loop is gone: nobody is waiting any more
 
     def submit(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put((statements, fut))
+        """Queue writes; the returned future (shared by every write of this event-loop
+        iteration) completes once they are committed."""
+        fut = self._pending_future
+        if fut is None:
+            fut = self._pending_future = self._loop.create_future()
+            self._loop.call_soon(self._hand_over)
+        self._pending.extend(statements)
         return fut
+
+    def _hand_over(self) -> None:
+        statements, fut = self._pending, self._pending_future
+        self._pending, self._pending_future = [], None
+        if fut is not None:
+            self._queue.put((statements, fut))
 
     async def execute(self, statements: Sequence[Statement]) -> None:
         await self.submit(statements)
 
     def close(self) -> None:
         if self._thread.is_alive():
+            self._hand_over()
             self._queue.put(_STOP)
             self._thread.join()
+
+
+def _flush(conn: sqlite3.Connection, key: str | Bulk | None, run: list[Any]) -> None:
+    if not run or key is None:
+        return
+    if isinstance(key, Bulk):
+        conn.execute(key.sql, (json.dumps(run, separators=(",", ":")),))
+    else:
+        conn.executemany(key, run)
 
 
 def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:

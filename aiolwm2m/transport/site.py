@@ -25,6 +25,9 @@ class Resource:
     """
 
     observable = False
+    #: Run ``async`` handlers without a Task (see RequestDispatcher._eager): cheaper, but
+    #: ``asyncio.current_task()`` is None inside them.
+    eager = False
     #: Parameters for /.well-known/core, e.g. ``[("rt", "temperature"), ("ct", "0")]``.
     link_params: Sequence[tuple[str, str | None]] = ()
 

@@ -129,6 +129,7 @@ class UdpEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._in_batch = False
+        self._io_scheduled = False
         self._backlog: collections.deque[tuple[bytes, Any]] = collections.deque()
         self._addr_cache: dict[tuple[str, int], Address] = {}
         self.loop.add_reader(sock.fileno(), self._on_readable)
@@ -266,18 +267,26 @@ class UdpEndpoint:
 
     def send_response(self, request: Message, response: Message) -> None:
         self.layer.respond(request, response, self.clock())
-        if not self._in_batch:
-            self._after_io()
+        self._io_soon()
 
     def acknowledge(self, request: Message) -> None:
         self.layer.acknowledge(request, self.clock())
-        if not self._in_batch:
-            self._after_io()
+        self._io_soon()
 
     def send_notification(self, observation: Observation, notification: Message) -> None:
         self.layer.send_message(notification, observation.peer, self.clock())
-        if not self._in_batch:
-            self._after_io()
+        self._io_soon()
+
+    def _io_soon(self) -> None:
+        """Flush once per loop iteration: replies completed by one callback burst (say,
+        every registration of one group commit) leave in one pass."""
+        if not self._in_batch and not self._io_scheduled:
+            self._io_scheduled = True
+            self.loop.call_soon(self._scheduled_io)
+
+    def _scheduled_io(self) -> None:
+        self._io_scheduled = False
+        self._after_io()
 
     # -- client API -----------------------------------------------------------------------
 

@@ -14,7 +14,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from aiolwm2m import __version__
 from aiolwm2m.server import LwM2MServer
 
-from . import routes_events, routes_misc, routes_operations, routes_registrations
+from . import (
+    routes_events,
+    routes_info,
+    routes_misc,
+    routes_operations,
+    routes_registrations,
+)
 from .auth import TokenAuth
 from .metrics import ServerMetrics
 from .schemas import ErrorOut
@@ -38,7 +44,7 @@ def create_app(server: LwM2MServer, tokens: list[str]) -> FastAPI:
     protected = [Depends(auth)]
     for router in (routes_registrations.router, routes_operations.router,
                    routes_misc.requests_router, routes_misc.security_router,
-                   routes_events.router):
+                   routes_events.router, routes_info.router):
         app.include_router(router, dependencies=protected,
                            responses={401: {"model": ErrorOut,
                                             "description": "missing or invalid token"}})
