@@ -9,8 +9,11 @@ profile="${1:-run}"
 
 debs=()
 case "$profile" in
-  run) ;;
-  test) debs+=(libcoap3-bin) ;;
+  run) debs+=(libgnutls30) ;;
+  # libcoap's command-line peers for the interop tests, GnuTLS headers (the DTLS/TLS engine
+  # binds the library at run time; the headers document it), OpenSSL's CLI for test
+  # certificates, and Chromium for the browser test of the web UI.
+  test) debs+=(libgnutls30 libcoap3-bin libgnutls28-dev openssl chromium) ;;
   *) echo "setup.sh: unknown profile '$profile' (run|test)" >&2; exit 2 ;;
 esac
 
