@@ -488,16 +488,22 @@ class MessageLayer:
         self._unacked.clear()
         self._waiting.clear()
 
-    def forget_peer(self, peer: Peer) -> None:
-        """Drop every exchange and transmission with ``peer`` (e.g. its session ended)."""
+    def fail_peer(self, peer: Peer, error: CoapError) -> None:
+        """End every exchange and transmission with ``peer`` (its session went away)."""
         for tkey in [k for k in self._transmissions if k[0] == peer]:
-            del self._transmissions[tkey]
+            t = self._transmissions.pop(tkey)
+            if t.exchange is not None and t.exchange.ping and not t.exchange.done:
+                t.exchange.done = True
+                self.events.append(ExchangeFailed(t.exchange, error))
         self._unacked.pop(peer, None)
         for ex in self._waiting.pop(peer, ()):
-            self._finish(ex)
+            if not ex.done:
+                self._finish(ex)
+                self.events.append(ExchangeFailed(ex, error))
         for ekey, ex in list(self._exchanges.items()):
             if ekey[0] == peer:
                 self._finish(ex)
+                self.events.append(ExchangeFailed(ex, error))
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -284,11 +284,16 @@ class DtlsServer:
         """Retransmit handshake flights, expire stuck handshakes, close idle sessions."""
         events: list[Event] = []
         timers = self._timers
+        due: list[_PeerSession] = []
         while timers and timers[0][0] <= now:
             entry = heapq.heappop(timers)
             if not self._stale(entry):
                 entry[2].armed = None
-                events.extend(self._process(entry[2], now))
+                due.append(entry[2])
+        # Each due session is driven once per call, even if driving it arms a deadline that
+        # is already due again: the next call will take it.
+        for sess in due:
+            events.extend(self._process(sess, now))
         idle = self.config.idle_timeout
         if idle is not None:
             while self._sessions:

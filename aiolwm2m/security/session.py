@@ -54,6 +54,9 @@ from .gnutls_ffi import (
 )
 from .peer_auth import certificate_peer_identity
 
+#: The shortest pause between two drives of a handshake that is waiting on the peer.
+MIN_RETRY = 0.05
+
 
 class SessionState(IntEnum):
     HANDSHAKING = 0
@@ -178,7 +181,11 @@ class SecureSession:
         if now >= self._expires:
             self._fail(self._timeout_error())
         if self._ctx.datagram:
-            wait = g.gnutls_dtls_get_timeout(self._gnutls_session) / 1000.0
+            # GnuTLS answers 0 ms in states where it has nothing to retransmit (e.g. after
+            # the final flight of a handshake whose Finished the peer silently dropped);
+            # taking that literally would drive the session in a tight loop until the
+            # handshake expires, so look again no sooner than MIN_RETRY later.
+            wait = max(g.gnutls_dtls_get_timeout(self._gnutls_session) / 1000.0, MIN_RETRY)
             self.deadline = min(now + wait, self._expires)
         else:
             self.deadline = self._expires

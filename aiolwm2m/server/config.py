@@ -8,12 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
+from aiolwm2m.security.credentials import RpkCredentials, X509Credentials
 
 
 @dataclass
 class ServerConfig:
     host: str = "::"
     port: int = 5683
+    #: UDP port for CoAP over DTLS (coaps://); None leaves DTLS off. PSK clients are
+    #: authenticated from the security store; RPK and X.509 need the server's own key or
+    #: certificate below.
+    coaps_port: int | None = None
+    dtls_rpk: RpkCredentials | None = None
+    dtls_x509: X509Credentials | None = None
     #: Where the SQLite database lives; ``store="memory"`` keeps nothing on disk.
     data_dir: Path = field(default_factory=lambda: Path("aiolwm2m-data"))
     store: str = "sqlite"

@@ -40,10 +40,12 @@ from aiolwm2m.lwm2m.operations import (
     WriteRequest,
 )
 from aiolwm2m.lwm2m.path import ROOT, LwM2MPath
+from aiolwm2m.security.config import ServerCredentials
 from aiolwm2m.store.interfaces import Stores
 from aiolwm2m.store.memory import MemoryStores
 from aiolwm2m.store.records import QueuedRequest, Registration
 from aiolwm2m.store.sqlite import SQLiteStores
+from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.udp import UdpEndpoint
 
@@ -63,6 +65,7 @@ from .queue_mode import QueueMode
 from .registration_params import RegistrationError
 from .registry import Authorizer, Origin, Registry
 from .resources import RegistrationInterface, SendInterface
+from .security_binding import SecurityAuthorizer, StoreCredentialLookup
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,8 @@ class LwM2MServer:
         else:
             stores = MemoryStores()
         self._stores = stores
-        self.registry = Registry(stores.registrations, cfg, self.model, self._authorizer)
+        self.registry = Registry(stores.registrations, cfg, self.model,
+                                 self._authorizer or SecurityAuthorizer(stores.security))
         self.queue = QueueMode(stores.queue, cfg, self.events.emit, self._send_now)
         self.observations = ObservationManager(stores.observations, self.events.emit,
                                                self._registration_by_id, self.registry.context,
@@ -123,6 +127,8 @@ class LwM2MServer:
             await stores.observations.remove_for_registration(reg.id)
             self.events.emit(Expired(reg))
         await self.add_udp_transport("udp", cfg.host, cfg.port)
+        if cfg.coaps_port is not None:
+            await self.add_dtls_transport("dtls", cfg.host, cfg.coaps_port)
         transports: dict[str, ObservingTransport] = dict(self.transports)
         resumed = await self.observations.resume(transports)
         if self.registry.by_id:
@@ -140,6 +146,22 @@ class LwM2MServer:
         site.add("dp", SendInterface(self, name, endpoint))
         self.transports[name] = endpoint
         return endpoint
+
+    async def add_dtls_transport(self, name: str, host: str, port: int) -> DtlsEndpoint:
+        cfg = self.config
+        credentials = ServerCredentials(StoreCredentialLookup(self.stores.security), psk=True,
+                                        rpk=cfg.dtls_rpk, x509=cfg.dtls_x509)
+        site = Site()
+        endpoint = await DtlsEndpoint.create(host, port, site=site, params=cfg.transmission,
+                                             server_credentials=credentials)
+        assert isinstance(endpoint, DtlsEndpoint)
+        site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
+        site.add("dp", SendInterface(self, name, endpoint))
+        self.transports[name] = endpoint
+        return endpoint
+
+    def port_of(self, transport: str) -> int:
+        return self.transports[transport].port
 
     async def stop(self) -> None:
         if self._timer_task is not None:

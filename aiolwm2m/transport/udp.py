@@ -38,7 +38,7 @@ from .site import Site
 log = logging.getLogger(__name__)
 
 Address = tuple[Any, ...]
-_BATCH = 256
+RECEIVE_BATCH = 256
 
 
 class ResponseSink(Protocol):
@@ -169,7 +169,7 @@ class UdpEndpoint:
         now = self.clock()
         self._in_batch = True
         try:
-            for _ in range(_BATCH):
+            for _ in range(RECEIVE_BATCH):
                 try:
                     data, addr = recv(65536)
                 except (BlockingIOError, InterruptedError):

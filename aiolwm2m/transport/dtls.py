@@ -1,0 +1,242 @@
+"""CoAP over DTLS (coaps://) on asyncio: the UDP endpoint with the sans-IO DTLS engine
+between its socket and its message layer.
+
+One socket serves both directions: peers that connect to us get server sessions from a
+:class:`DtlsServer` (when server credentials are given); peers we send requests to get a
+:class:`DtlsClient` each, created on first use with the :class:`ClientSecurity` registered
+for that address. Plaintext sent before a handshake completes waits for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiolwm2m.coap.errors import RequestRejected
+from aiolwm2m.security.config import DtlsServerConfig, ServerCredentials
+from aiolwm2m.security.credentials import Credentials, IdentityKind, PeerIdentity
+from aiolwm2m.security.dtls_client import DtlsClient
+from aiolwm2m.security.dtls_server import DtlsServer
+from aiolwm2m.security.errors import SecurityError
+from aiolwm2m.security.events import ApplicationData, Event, HandshakeCompleted, SessionClosed
+
+from .udp import RECEIVE_BATCH, Address, UdpEndpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """How we authenticate to one server, and how we check it."""
+
+    credentials: Credentials
+    server_public_key: bytes | None = None
+    server_name: str | None = None
+    resumption: bool = True
+
+
+def identity_string(identity: PeerIdentity) -> str:
+    """The form registrations keep: ``psk:<identity>``, ``rpk:<sha256 of the SPKI>`` or
+    ``x509:<certificate CN>``."""
+    if identity.kind is IdentityKind.PSK:
+        return "psk:" + (identity.psk_identity or b"").decode("utf-8", "backslashreplace")
+    if identity.kind is IdentityKind.RPK:
+        return "rpk:" + hashlib.sha256(identity.rpk_spki_der or b"").hexdigest()
+    name = identity.x509_subject_cn or (identity.x509_san[0] if identity.x509_san else "")
+    return "x509:" + name
+
+
+class _ClientSide:
+    __slots__ = ("client", "pending")
+
+    def __init__(self, client: DtlsClient) -> None:
+        self.client = client
+        self.pending: list[bytes] = []
+
+
+class DtlsEndpoint(UdpEndpoint):
+    scheme = "coaps"
+
+    def __init__(self, sock: socket.socket, *, server_credentials: ServerCredentials | None,
+                 dtls_config: DtlsServerConfig | None = None, **kwargs: Any) -> None:
+        self.dtls_server = (DtlsServer(server_credentials, dtls_config)
+                            if server_credentials is not None else None)
+        self._clients: dict[Any, _ClientSide] = {}
+        self._client_security: dict[Any, ClientSecurity] = {}
+        self._identities: dict[Any, str] = {}
+        #: Called with (peer, identity string) when a handshake completes and with
+        #: (peer, None) when a session ends.
+        self.on_session: Callable[[Any, str | None], None] = lambda peer, ident: None
+        super().__init__(sock, **kwargs)
+
+    # -- security configuration -----------------------------------------------------------
+
+    async def secure(self, remote: Address, security: ClientSecurity) -> Address:
+        """Use ``security`` for the DTLS session to ``remote`` (before requesting)."""
+        peer = await self._normalize(remote)
+        self._client_security[peer] = security
+        return peer
+
+    def identity_of(self, remote: Address) -> str | None:
+        return self._identities.get(remote)
+
+    def peer_identity(self, remote: Address) -> PeerIdentity | None:
+        if self.dtls_server is not None:
+            ident = self.dtls_server.peer_identity(remote)
+            if ident is not None:
+                return ident
+        side = self._clients.get(remote)
+        return side.client.peer_identity if side is not None else None
+
+    # -- receive path ---------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        recv = self.sock.recvfrom
+        now = self.clock()
+        self._in_batch = True
+        try:
+            for _ in range(RECEIVE_BATCH):
+                try:
+                    data, addr = recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as e:
+                    log.debug("recvfrom: %s", e)
+                    continue
+                side = self._clients.get(addr)
+                if side is not None:
+                    events = side.client.receive_datagram(data, now)
+                elif self.dtls_server is not None:
+                    events = self.dtls_server.receive_datagram(data, addr, now)
+                else:
+                    continue
+                self._security_events(events, now)
+        finally:
+            self._in_batch = False
+        self._after_io()
+
+    def _security_events(self, events: list[Event], now: float) -> None:
+        for ev in events:
+            if isinstance(ev, ApplicationData):
+                request = self.layer.receive(ev.data, ev.peer, now)
+                if request is not None:
+                    self.dispatcher.handle(request, now)
+            elif isinstance(ev, HandshakeCompleted):
+                ident = identity_string(ev.identity) if ev.identity is not None else None
+                if ident is not None:
+                    self._identities[ev.peer] = ident
+                side = self._clients.get(ev.peer)
+                if side is not None:
+                    for data in side.pending:
+                        side.client.send(data)
+                    side.pending.clear()
+                self.on_session(ev.peer, ident)
+            elif isinstance(ev, SessionClosed):
+                self._identities.pop(ev.peer, None)
+                self._clients.pop(ev.peer, None)
+                self.layer.fail_peer(ev.peer, RequestRejected(
+                    f"DTLS session with {ev.peer!r} ended: {ev.reason}"))
+                self.on_session(ev.peer, None)
+                if ev.error is not None:
+                    log.info("DTLS session with %r ended: %s", ev.peer, ev.error)
+
+    # -- send path ------------------------------------------------------------------------
+
+    def _after_io(self) -> None:
+        # Unlike plain UDP, the engine produces datagrams of its own (handshake flights,
+        # alerts), so there may be something to send even when the message layer has not.
+        self._flush()
+        if self.layer.events:
+            self._process_events()
+        self._arm_timer()
+
+    def _flush(self) -> None:
+        out = self.layer.outbox
+        if out:
+            now = self.clock()
+            for data, peer in out:
+                self._encrypt(data, peer, now)
+            out.clear()
+        self._send_records()
+
+    def _encrypt(self, data: bytes, peer: Any, now: float) -> None:
+        server = self.dtls_server
+        side = self._clients.get(peer)
+        if side is None and server is not None and server.peer_identity(peer) is not None:
+            try:
+                server.send(peer, data, now)
+            except SecurityError as e:
+                log.debug("cannot send to %r: %s", peer, e)
+            return
+        if side is None:
+            security = self._client_security.get(peer)
+            if security is None:
+                log.warning("no DTLS session with %r and no client credentials for it", peer)
+                self.layer.fail_peer(peer, RequestRejected(f"no DTLS credentials for {peer!r}"))
+                return
+            client = DtlsClient(security.credentials, server_public_key=security.server_public_key,
+                                server_name=security.server_name, peer=peer,
+                                resumption=security.resumption)
+            side = self._clients[peer] = _ClientSide(client)
+            self._security_events(client.start(now), now)
+        if side.client.established:
+            side.client.send(data)
+        else:
+            side.pending.append(data)
+
+    def _send_records(self) -> None:
+        sendto: Callable[[bytes, Any], int] = self.sock.sendto
+        records: list[tuple[bytes, Any]] = []
+        if self.dtls_server is not None:
+            records.extend(self.dtls_server.outgoing())
+        for peer, side in self._clients.items():
+            records.extend((r, peer) for r in side.client.outgoing())
+        for data, addr in records:
+            try:
+                sendto(data, addr)
+            except BlockingIOError:
+                self._backlog.append((data, addr))
+                self.loop.add_writer(self.sock.fileno(), self._on_writable)
+            except OSError as e:
+                log.debug("sendto %s: %s", addr, e)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        deadlines = [d for d in (self.layer.next_deadline(),
+                                 self.dtls_server.next_deadline() if self.dtls_server else None,
+                                 *(s.client.next_deadline() for s in self._clients.values()))
+                     if d is not None]
+        if not deadlines:
+            return
+        deadline = min(deadlines)
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.clock()
+        if self.dtls_server is not None:
+            self._security_events(self.dtls_server.handle_timeout(now), now)
+        for side in list(self._clients.values()):
+            self._security_events(side.client.handle_timeout(now), now)
+        self.layer.handle_timers(now)
+        self._after_io()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        if self.dtls_server is not None:
+            self.dtls_server.close()
+        for side in self._clients.values():
+            side.client.close()
+        self._send_records()
+        await super().close()
