@@ -17,12 +17,14 @@ from typing import Any
 
 from rich.console import Console
 
+from aiolwm2m.security.credentials import CertificateUsage, RpkCredentials, X509Credentials
+from aiolwm2m.security.errors import SecurityError
 from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.store.records import SecurityInfo
 
 from .settings import ServerSettings, SettingsError, environment, load_settings
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +42,15 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML settings file")
     p.add_argument("--coap-host", help="address for CoAP (default :: = all, IPv4 and IPv6)")
     p.add_argument("--coap-port", type=int, help="UDP port for CoAP (default 5683)")
+    p.add_argument("--coaps-port", type=int, help="UDP port for CoAP over DTLS (default 5684)")
+    p.add_argument("--no-dtls", dest="dtls", action="store_const", const=False,
+                   help="do not serve coaps:// (DTLS)")
+    p.add_argument("--rpk-key", type=Path, help="PEM file with the server's EC P-256 key pair, "
+                   "offered to RPK clients")
+    p.add_argument("--certificate", type=Path, help="PEM certificate chain for X.509 clients")
+    p.add_argument("--private-key", type=Path, help="PEM private key of --certificate")
+    p.add_argument("--trust-anchors", type=Path,
+                   help="PEM CA certificates client certificates must chain to")
     p.add_argument("--http-host", help="address of the REST API and UI (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, help="port of the REST API and UI (default 8080)")
     p.add_argument("--api-token", dest="api_tokens", action="append",
@@ -61,7 +72,8 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    names = ("coap_host", "coap_port", "http_host", "http_port", "api_tokens", "data_dir",
+    names = ("coap_host", "coap_port", "coaps_port", "dtls", "rpk_key", "certificate",
+             "private_key", "trust_anchors", "http_host", "http_port", "api_tokens", "data_dir",
              "store", "awake_time", "queue_ttl", "model_dirs", "credentials", "web_ui",
              "log_level")
     overrides = {n: getattr(args, n, None) for n in names}
@@ -111,13 +123,41 @@ def describe_bind_error(what: str, host: str, port: int, e: OSError) -> str:
     return f"cannot listen on {what} {shown}:{port}: {reason}"
 
 
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise SettingsError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def dtls_credentials(s: ServerSettings) -> tuple[RpkCredentials | None, X509Credentials | None]:
+    """The server's own RPK and X.509 credentials from the PEM files the settings name."""
+    rpk = x509 = None
+    try:
+        if s.rpk_key is not None:
+            rpk = RpkCredentials(_read(s.rpk_key, "RPK key file"))
+        if s.certificate is not None or s.private_key is not None:
+            if s.certificate is None or s.private_key is None:
+                raise SettingsError("X.509 needs both --certificate and --private-key")
+            anchors = _read(s.trust_anchors, "trust anchors") if s.trust_anchors else b""
+            x509 = X509Credentials(_read(s.certificate, "certificate"),
+                                   _read(s.private_key, "private key"), anchors,
+                                   CertificateUsage.CA_CONSTRAINT)
+    except SecurityError as e:
+        raise SettingsError(f"server credentials: {e}") from None
+    return rpk, x509
+
+
 class RunningServer:
     """The LwM2M server and its web front end, started together."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        rpk, x509 = dtls_credentials(settings)
         self.server = LwM2MServer(ServerConfig(
-            host=settings.coap_host, port=settings.coap_port, data_dir=settings.data_dir,
+            host=settings.coap_host, port=settings.coap_port,
+            coaps_port=settings.coaps_port if settings.dtls else None, dtls_rpk=rpk,
+            dtls_x509=x509, data_dir=settings.data_dir,
             store=settings.store, lwm2m_versions=frozenset(settings.lwm2m_versions),
             awake_time=settings.awake_time, queue_ttl=settings.queue_ttl,
             model_dirs=tuple(settings.model_dirs)))
@@ -132,7 +172,9 @@ class RunningServer:
             await self.server.start()
         except OSError as e:
             await self.server.stop()
-            raise SettingsError(describe_bind_error("udp", s.coap_host, s.coap_port, e)) from None
+            udp_up = "udp" in self.server.transports
+            what, port = ("udp (dtls)", s.coaps_port) if udp_up else ("udp", s.coap_port)
+            raise SettingsError(describe_bind_error(what, s.coap_host, port, e)) from None
         for info in credentials:
             try:
                 await self.server.stores.security.put(info)
@@ -157,9 +199,12 @@ class RunningServer:
     def banner(self) -> None:
         s = self.settings
         host = f"[{s.coap_host}]" if ":" in s.coap_host else s.coap_host
-        console.print(f"[bold]aiolwm2m server[/bold] CoAP on udp {host}:{self.server.port}, "
-                      f"{len(self.server.registrations)} registrations loaded")
-        console.print(f"  web UI   {self.web.url}/ui/")
+        dtls = (f", coaps (DTLS) on udp {host}:{self.server.port_of('dtls')}"
+                if "dtls" in self.server.transports else "")
+        console.print(f"[bold]aiolwm2m server[/bold] CoAP on udp {host}:{self.server.port}"
+                      f"{dtls}, {len(self.server.registrations)} registrations loaded")
+        login = f"#token={self.tokens[0]}" if self.generated_token else ""
+        console.print(f"  web UI   {self.web.url}/ui/{login}")
         console.print(f"  REST API {self.web.url}/api  (OpenAPI {self.web.url}/openapi.json, "
                       f"docs {self.web.url}/api-docs)")
         console.print(f"  metrics  {self.web.url}/metrics")

@@ -23,6 +23,14 @@ class SettingsError(Exception):
 class ServerSettings:
     coap_host: str = "::"
     coap_port: int = 5683
+    coaps_port: int = 5684
+    dtls: bool = True
+    #: PEM files: the server's raw public key pair (EC P-256) for RPK clients, and its
+    #: certificate chain, private key and trust anchors for X.509 clients.
+    rpk_key: Path | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
+    trust_anchors: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     api_tokens: list[str] = field(default_factory=list)
@@ -59,7 +67,8 @@ def _convert(name: str, value: Any, origin: str) -> Any:
             items = value.split(",") if isinstance(value, str) else list(value)
             items = [str(i).strip() for i in items if str(i).strip()]
             return [Path(i) for i in items] if name == "model_dirs" else items
-        if name in ("data_dir", "credentials"):
+        if name in ("data_dir", "credentials", "rpk_key", "certificate", "private_key",
+                    "trust_anchors"):
             return Path(value) if value not in (None, "") else None
         return str(value)
     except (TypeError, ValueError) as e:
@@ -91,7 +100,7 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str],
             setattr(settings, name, _convert(name, value, f"--{name.replace('_', '-')}"))
     if settings.store not in ("sqlite", "memory"):
         raise SettingsError(f"store must be sqlite or memory, not {settings.store!r}")
-    for port_name in ("coap_port", "http_port"):
+    for port_name in ("coap_port", "coaps_port", "http_port"):
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{port_name} {port} is outside 0..65535")
