@@ -90,3 +90,29 @@ def run_load(port: int, seconds: float, conns: int, inflight: int, path: str,
     fields = dict(item.split("=") for item in out.split())
     return LoadResult(int(fields["requests"]), float(fields["seconds"]), float(fields["rps"]),
                       int(fields["lost"]), int(fields["p50_us"]), int(fields["p99_us"]))
+
+
+def run_tcp_load(port: int, seconds: float, conns: int, inflight: int, path: str,
+                 core: int | None = 1, warmup: float = 1.0) -> LoadResult:
+    """Closed-loop CoAP-over-TCP GETs from ``bench/coap_tcp_loadgen.c`` (its ``get`` mode)."""
+    exe = build_loadgen("coap_tcp_loadgen")
+    out = subprocess.run(pinned([str(exe), "get", "127.0.0.1", str(port), str(seconds),
+                                 str(conns), str(inflight), path, str(warmup)], core),
+                         capture_output=True, text=True, check=True).stdout
+    fields = dict(item.split("=") for item in out.split())
+    return LoadResult(int(fields["requests"]), float(fields["seconds"]), float(fields["rps"]),
+                      int(fields["lost"]), int(fields["p50_us"]), int(fields["p99_us"]))
+
+
+def open_idle_tcp(port: int, count: int, core: int | None = 1) -> subprocess.Popen[str]:
+    """Hold ``count`` idle CoAP-over-TCP connections (each past its CSM exchange) open
+    until the returned process's stdin is closed."""
+    exe = build_loadgen("coap_tcp_loadgen")
+    proc = subprocess.Popen(pinned([str(exe), "idle", "127.0.0.1", str(port), str(count)], core),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        proc.kill()
+        sys.exit(f"bench: could not open {count} idle connections")
+    return proc
