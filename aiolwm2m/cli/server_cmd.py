@@ -45,6 +45,10 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coaps-port", type=int, help="UDP port for CoAP over DTLS (default 5684)")
     p.add_argument("--no-dtls", dest="dtls", action="store_const", const=False,
                    help="do not serve coaps:// (DTLS)")
+    p.add_argument("--tcp-port", type=int, help="TCP port for coap+tcp:// (default 5683)")
+    p.add_argument("--tls-port", type=int, help="TCP port for coaps+tcp:// (default 5684)")
+    p.add_argument("--no-tcp", dest="tcp", action="store_const", const=False,
+                   help="do not serve CoAP over TCP and TLS")
     p.add_argument("--rpk-key", type=Path, help="PEM file with the server's EC P-256 key pair, "
                    "offered to RPK clients")
     p.add_argument("--certificate", type=Path, help="PEM certificate chain for X.509 clients")
@@ -72,7 +76,8 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    names = ("coap_host", "coap_port", "coaps_port", "dtls", "rpk_key", "certificate",
+    names = ("coap_host", "coap_port", "coaps_port", "dtls", "tcp_port", "tls_port", "tcp",
+             "rpk_key", "certificate",
              "private_key", "trust_anchors", "http_host", "http_port", "api_tokens", "data_dir",
              "store", "awake_time", "queue_ttl", "model_dirs", "credentials", "web_ui",
              "log_level")
@@ -156,7 +161,9 @@ class RunningServer:
         rpk, x509 = dtls_credentials(settings)
         self.server = LwM2MServer(ServerConfig(
             host=settings.coap_host, port=settings.coap_port,
-            coaps_port=settings.coaps_port if settings.dtls else None, dtls_rpk=rpk,
+            coaps_port=settings.coaps_port if settings.dtls else None,
+            tcp_port=settings.tcp_port if settings.tcp else None,
+            tls_port=settings.tls_port if settings.tcp else None, dtls_rpk=rpk,
             dtls_x509=x509, data_dir=settings.data_dir,
             store=settings.store, lwm2m_versions=frozenset(settings.lwm2m_versions),
             awake_time=settings.awake_time, queue_ttl=settings.queue_ttl,
@@ -172,8 +179,10 @@ class RunningServer:
             await self.server.start()
         except OSError as e:
             await self.server.stop()
-            udp_up = "udp" in self.server.transports
-            what, port = ("udp (dtls)", s.coaps_port) if udp_up else ("udp", s.coap_port)
+            t = self.server.transports
+            what, port = (("udp", s.coap_port) if "udp" not in t else
+                          ("udp (dtls)", s.coaps_port) if s.dtls and "dtls" not in t else
+                          ("tcp", s.tcp_port) if "tcp" not in t else ("tcp (tls)", s.tls_port))
             raise SettingsError(describe_bind_error(what, s.coap_host, port, e)) from None
         for info in credentials:
             try:
@@ -199,10 +208,12 @@ class RunningServer:
     def banner(self) -> None:
         s = self.settings
         host = f"[{s.coap_host}]" if ":" in s.coap_host else s.coap_host
-        dtls = (f", coaps (DTLS) on udp {host}:{self.server.port_of('dtls')}"
-                if "dtls" in self.server.transports else "")
-        console.print(f"[bold]aiolwm2m server[/bold] CoAP on udp {host}:{self.server.port}"
-                      f"{dtls}, {len(self.server.registrations)} registrations loaded")
+        schemes = {"udp": "coap:// udp", "dtls": "coaps:// udp", "tcp": "coap+tcp:// tcp",
+                   "tls": "coaps+tcp:// tcp"}
+        listening = ", ".join(f"{schemes[n]} {host}:{self.server.port_of(n)}"
+                              for n in schemes if n in self.server.transports)
+        console.print(f"[bold]aiolwm2m server[/bold] {listening}; "
+                      f"{len(self.server.registrations)} registrations loaded")
         login = f"#token={self.tokens[0]}" if self.generated_token else ""
         console.print(f"  web UI   {self.web.url}/ui/{login}")
         console.print(f"  REST API {self.web.url}/api  (OpenAPI {self.web.url}/openapi.json, "

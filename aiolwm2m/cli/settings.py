@@ -25,6 +25,11 @@ class ServerSettings:
     coap_port: int = 5683
     coaps_port: int = 5684
     dtls: bool = True
+    #: coap+tcp:// and coaps+tcp:// listeners (RFC 8323), on the TCP ports of the same
+    #: numbers by default.
+    tcp_port: int = 5683
+    tls_port: int = 5684
+    tcp: bool = True
     #: PEM files: the server's raw public key pair (EC P-256) for RPK clients, and its
     #: certificate chain, private key and trust anchors for X.509 clients.
     rpk_key: Path | None = None
@@ -100,7 +105,7 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str],
             setattr(settings, name, _convert(name, value, f"--{name.replace('_', '-')}"))
     if settings.store not in ("sqlite", "memory"):
         raise SettingsError(f"store must be sqlite or memory, not {settings.store!r}")
-    for port_name in ("coap_port", "coaps_port", "http_port"):
+    for port_name in ("coap_port", "coaps_port", "tcp_port", "tls_port", "http_port"):
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{port_name} {port} is outside 0..65535")

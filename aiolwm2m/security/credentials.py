@@ -137,6 +137,16 @@ class PeerIdentity:
     x509_der: bytes | None = field(default=None, repr=False)
 
     @property
+    def key(self) -> str:
+        """The form registrations are bound to: ``psk:<identity>``, ``rpk:<sha256 of the
+        SPKI, hex>`` or ``x509:<certificate CN, else first SAN>``."""
+        if self.kind is IdentityKind.PSK:
+            return "psk:" + (self.psk_identity or b"").decode("utf-8", "backslashreplace")
+        if self.kind is IdentityKind.RPK:
+            return "rpk:" + hashlib.sha256(self.rpk_spki_der or b"").hexdigest()
+        return "x509:" + (self.x509_subject_cn or (self.x509_san[0] if self.x509_san else ""))
+
+    @property
     def name(self) -> str:
         """A printable name: PSK identity, certificate CN, or ``rpk:<sha256 of SPKI>``."""
         if self.kind is IdentityKind.PSK and self.psk_identity is not None:

@@ -19,6 +19,9 @@ class ServerConfig:
     #: authenticated from the security store; RPK and X.509 need the server's own key or
     #: certificate below.
     coaps_port: int | None = None
+    #: TCP ports for coap+tcp:// and coaps+tcp:// (RFC 8323); None leaves them off.
+    tcp_port: int | None = None
+    tls_port: int | None = None
     dtls_rpk: RpkCredentials | None = None
     dtls_x509: X509Credentials | None = None
     #: Where the SQLite database lives; ``store="memory"`` keeps nothing on disk.

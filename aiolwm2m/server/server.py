@@ -46,6 +46,9 @@ from aiolwm2m.store.memory import MemoryStores
 from aiolwm2m.store.records import QueuedRequest, Registration
 from aiolwm2m.store.sqlite import SQLiteStores
 from aiolwm2m.transport.dtls import DtlsEndpoint
+from aiolwm2m.transport.interface import Endpoint
+from aiolwm2m.transport.tcp import TcpEndpoint
+from aiolwm2m.transport.tls import TlsServerSecurity
 from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.udp import UdpEndpoint
 
@@ -96,7 +99,7 @@ class LwM2MServer:
         self._stores = stores
         self._authorizer = authorizer
         self.events = EventBus()
-        self.transports: dict[str, UdpEndpoint] = {}
+        self.transports: dict[str, Endpoint] = {}
         self._timer_task: asyncio.Task[None] | None = None
         self.started = False
         #: Called after every request sent to a client: (operation, response or None,
@@ -129,6 +132,10 @@ class LwM2MServer:
         await self.add_udp_transport("udp", cfg.host, cfg.port)
         if cfg.coaps_port is not None:
             await self.add_dtls_transport("dtls", cfg.host, cfg.coaps_port)
+        if cfg.tcp_port is not None:
+            await self.add_tcp_transport("tcp", cfg.host, cfg.tcp_port)
+        if cfg.tls_port is not None:
+            await self.add_tcp_transport("tls", cfg.host, cfg.tls_port, tls=True)
         transports: dict[str, ObservingTransport] = dict(self.transports)
         resumed = await self.observations.resume(transports)
         if self.registry.by_id:
@@ -155,6 +162,24 @@ class LwM2MServer:
         endpoint = await DtlsEndpoint.create(host, port, site=site, params=cfg.transmission,
                                              server_credentials=credentials)
         assert isinstance(endpoint, DtlsEndpoint)
+        site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
+        site.add("dp", SendInterface(self, name, endpoint))
+        self.transports[name] = endpoint
+        return endpoint
+
+    async def add_tcp_transport(self, name: str, host: str, port: int, *, tls: bool = False
+                                ) -> TcpEndpoint:
+        """CoAP over TCP (RFC 8323), or over TLS with ``tls=True``: devices register with
+        binding T and are reached over their own connection."""
+        cfg = self.config
+        security = None
+        if tls:
+            security = TlsServerSecurity(ServerCredentials(
+                StoreCredentialLookup(self.stores.security), psk=True, rpk=cfg.dtls_rpk,
+                x509=cfg.dtls_x509))
+        site = Site()
+        endpoint = await TcpEndpoint.create(host, port, site=site, dial=False,
+                                            tls_server=security)
         site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
         site.add("dp", SendInterface(self, name, endpoint))
         self.transports[name] = endpoint
@@ -188,6 +213,12 @@ class LwM2MServer:
     @property
     def port(self) -> int:
         return self.transports["udp"].port
+
+    @property
+    def udp(self) -> UdpEndpoint:
+        endpoint = self.transports["udp"]
+        assert isinstance(endpoint, UdpEndpoint)
+        return endpoint
 
     @property
     def stores(self) -> Stores:

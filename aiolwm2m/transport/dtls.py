@@ -9,7 +9,6 @@ for that address. Plaintext sent before a handshake completes waits for it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 from aiolwm2m.coap.errors import RequestRejected
 from aiolwm2m.security.config import DtlsServerConfig, ServerCredentials
-from aiolwm2m.security.credentials import Credentials, IdentityKind, PeerIdentity
+from aiolwm2m.security.credentials import Credentials, PeerIdentity
 from aiolwm2m.security.dtls_client import DtlsClient
 from aiolwm2m.security.dtls_server import DtlsServer
 from aiolwm2m.security.errors import SecurityError
@@ -37,17 +36,6 @@ class ClientSecurity:
     server_public_key: bytes | None = None
     server_name: str | None = None
     resumption: bool = True
-
-
-def identity_string(identity: PeerIdentity) -> str:
-    """The form registrations keep: ``psk:<identity>``, ``rpk:<sha256 of the SPKI>`` or
-    ``x509:<certificate CN>``."""
-    if identity.kind is IdentityKind.PSK:
-        return "psk:" + (identity.psk_identity or b"").decode("utf-8", "backslashreplace")
-    if identity.kind is IdentityKind.RPK:
-        return "rpk:" + hashlib.sha256(identity.rpk_spki_der or b"").hexdigest()
-    name = identity.x509_subject_cn or (identity.x509_san[0] if identity.x509_san else "")
-    return "x509:" + name
 
 
 class _ClientSide:
@@ -126,7 +114,7 @@ class DtlsEndpoint(UdpEndpoint):
                 if request is not None:
                     self.dispatcher.handle(request, now)
             elif isinstance(ev, HandshakeCompleted):
-                ident = identity_string(ev.identity) if ev.identity is not None else None
+                ident = ev.identity.key if ev.identity is not None else None
                 if ident is not None:
                     self._identities[ev.peer] = ident
                 side = self._clients.get(ev.peer)

@@ -391,10 +391,10 @@ class TcpEndpoint:
         return new_token()
 
     def identity_of(self, remote: Address) -> str | None:
-        """The authenticated identity of a coaps+tcp peer (PSK identity, certificate name,
-        raw-key fingerprint); None on plain TCP."""
+        """The authenticated identity of a coaps+tcp peer in the form registrations are bound
+        to (``PeerIdentity.key``); None on plain TCP."""
         identity = self.peer_identity(remote)
-        return identity.name if identity is not None else None
+        return identity.key if identity is not None else None
 
     def peer_identity(self, remote: Address) -> PeerIdentity | None:
         link = self._find(remote)

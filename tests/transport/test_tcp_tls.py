@@ -76,7 +76,7 @@ async def test_psk_requests_blocks_observe_and_identity(server: TcpEndpoint) -> 
         r = await client.request(Message.request(Code.GET, "/large"), remote)  # BERT
         assert r.payload == BODY
         [peer] = server.connections()
-        assert server.identity_of(peer) == "device-7"
+        assert server.identity_of(peer) == "psk:device-7"
         connected = events[0]
         assert isinstance(connected, Connected) and connected.identity is not None
         assert connected.identity.psk_identity == b"device-7"
@@ -111,9 +111,9 @@ async def test_x509(server: TcpEndpoint, pki: Pki) -> None:
         r = await client.request(Message.request(Code.GET, "/hello"), ("127.0.0.1", server.port))
         assert r.payload == b"hello tls"
         [peer] = server.connections()
-        assert server.identity_of(peer) == "client1"
+        assert server.identity_of(peer) == "x509:client1"
         [mine] = client.connections()
-        assert client.identity_of(mine) == "localhost"
+        assert client.identity_of(mine) == "x509:localhost"
     finally:
         await client.close()
 
