@@ -47,9 +47,9 @@ from aiolwm2m.store.records import QueuedRequest, Registration
 from aiolwm2m.store.sqlite import SQLiteStores
 from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.interface import Endpoint
+from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsServerSecurity
-from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.udp import UdpEndpoint
 
 from .config import ServerConfig
