@@ -38,12 +38,8 @@ def _json(d: dict[str, Any]) -> str:
 
 # A new registration of a known endpoint replaces the old row through the UNIQUE(endpoint)
 # conflict of INSERT OR REPLACE, so a burst of Registers is one run of one statement.
-UPSERT_REGISTRATIONS = Bulk(
-    "INSERT OR REPLACE INTO registrations(id, endpoint, data) SELECT "
-    "json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') "
-    "FROM json_each(?)")
-DELETE_REGISTRATIONS = Bulk(
-    "DELETE FROM registrations WHERE id IN (SELECT value FROM json_each(?))")
+UPSERT_REGISTRATIONS = Bulk("INSERT OR REPLACE INTO registrations VALUES (?,?,?)", (2,))
+DELETE_REGISTRATIONS = Bulk("DELETE FROM registrations WHERE id=?")
 
 
 class SQLiteRegistrationStore(MemoryRegistrationStore):
@@ -65,7 +61,7 @@ class SQLiteRegistrationStore(MemoryRegistrationStore):
     async def remove(self, registration_id: str) -> Registration | None:
         reg = self._remove(registration_id)
         if reg is not None:
-            await self._writer.submit([(DELETE_REGISTRATIONS, registration_id)])
+            await self._writer.submit([(DELETE_REGISTRATIONS, (registration_id,))])
         return reg
 
 
@@ -176,4 +172,4 @@ class SQLiteStores:
             self.security._put(SecurityInfo.from_dict(json.loads(data)))
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+        await self.writer.aclose()

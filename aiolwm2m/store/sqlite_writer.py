@@ -1,43 +1,56 @@
-"""Group commit for SQLite: one writer thread, one transaction per batch of writes.
+"""Group commit for SQLite in a writer process: one transaction per batch of writes.
 
-Writes submitted during one event-loop iteration share a batch (and one future); batches
-that arrive while a transaction commits wait for the next one, so under load many requests
-share one fsync and the commit latency stays in the low milliseconds, while an idle store
-commits each write at once. The awaiting coroutine resumes only after COMMIT returned, which
-is what makes "durable before acknowledged" hold.
+Writes submitted during one event-loop iteration share a batch (and one future). Batches
+travel to a child process (:mod:`aiolwm2m.store.sqlite_writer_child`) over a pipe; it
+applies every batch that has arrived in one transaction and acknowledges them after COMMIT,
+so under load many requests share one fsync, while an idle store commits each write at
+once. The awaiting coroutine resumes only after the acknowledgement, which is what makes
+"durable before acknowledged" hold.
 
-The thread competes with the event loop for the GIL, and Python's sqlite3 releases and
-retakes it around every row it steps. Hot tables are therefore written with :class:`Bulk`
-statements: the rows of a batch travel as one JSON array and one statement inserts them all
-through ``json_each()``, so the thread takes the GIL a handful of times per batch instead of
-once per row.
+Why a process and not a thread: SQLite's C code releases the GIL around every row, and a
+thread then waits for the event loop to hand the GIL back (up to the 5 ms switch interval)
+each time; under load that convoy cut throughput to a few thousand rows per second. A
+process has a GIL of its own and uses the second core.
+
+Framing, both directions: a 4-byte big-endian length and a ``marshal`` payload. Parent to
+child: the schema first, then ``(batch_id, [(key, params), ...])`` where ``key`` is
+``(kind, SQL, json_columns)``; child to parent: ``("ready", None)``, then
+``("done", ([batch ids], error or None))`` per transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import queue
+import marshal
+import os
 import sqlite3
-import threading
+import struct
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+_LEN = struct.Struct(">I")
 
 
 @dataclass(frozen=True, slots=True)
 class Bulk:
-    """A statement whose single parameter is a JSON array of rows (read with json_each)."""
+    """A statement whose parameters at ``json_columns`` are JSON-encoded by the writer
+    process, so the event loop's process pays neither for the encoding nor for SQLite."""
 
     sql: str
+    json_columns: tuple[int, ...] = ()
 
 
 Statement = tuple[str, Sequence[Any]] | tuple[Bulk, Any]
-_STOP = object()
+
+
+class WriterFailed(sqlite3.OperationalError):
+    """The writer process failed or went away; the writes were not committed."""
 
 
 class SQLiteWriter:
@@ -45,140 +58,199 @@ class SQLiteWriter:
                  schema: Sequence[str] = ()) -> None:
         self.path = path
         self.synchronous = synchronous
-        self._schema = schema
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
-        self._pending: list[Statement] = []
+        self._pending: list[tuple[Any, Any]] = []
         self._pending_future: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path.name}",
-                                        daemon=True)
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
+        self._inflight: dict[int, asyncio.Future[None]] = {}
+        self._next_batch = 0
+        self._outbuf = bytearray()
+        self._inbuf = bytearray()
+        self._closed = False
         self.commits = 0
         self.statements = 0
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            raise self._startup_error
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "aiolwm2m.store.sqlite_writer_child", str(path),
+             synchronous], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._wfd = self._proc.stdin.fileno()
+        self._rfd = self._proc.stdout.fileno()
+        self._write_blocking(list(schema))
+        kind, detail = self._read_blocking()
+        if kind != "ready":
+            self._proc.wait()
+            raise sqlite3.OperationalError(f"cannot open {path}: {detail}")
+        os.set_blocking(self._wfd, False)
+        os.set_blocking(self._rfd, False)
+        self._loop.add_reader(self._rfd, self._on_readable)
 
-    def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA busy_timeout=5000")
-        return conn
+    # -- blocking start-up handshake ------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            conn = self.connect()
-            for stmt in self._schema:
-                conn.execute(stmt)
-        except BaseException as e:
-            self._startup_error = e
-            self._ready.set()
-            return
-        self._ready.set()
-        get, get_nowait = self._queue.get, self._queue.get_nowait
-        try:
-            while True:
-                item = get()
-                if item is _STOP:
-                    return
-                batch = [item]
-                stop = False
-                while True:
-                    try:
-                        nxt = get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                self._commit(conn, batch)
-                if stop:
-                    return
-        finally:
-            conn.close()
+    def _write_blocking(self, obj: Any) -> None:
+        body = marshal.dumps(obj)
+        data = _LEN.pack(len(body)) + body
+        while data:
+            data = data[os.write(self._wfd, data):]
 
-    def _commit(self, conn: sqlite3.Connection,
-                batch: list[tuple[list[Statement], asyncio.Future[None]]]) -> None:
-        error: BaseException | None = None
-        try:
-            conn.execute("BEGIN")
-            n = 0
-            # Consecutive statements with the same SQL run as one executemany (or, for Bulk
-            # statements, one execute over all their rows); order across different
-            # statements is kept, so a delete after an insert still wins.
-            run_key: str | Bulk | None = None
-            run: list[Any] = []
-            for statements, _ in batch:
-                for key, params in statements:
-                    if key != run_key:
-                        _flush(conn, run_key, run)
-                        run_key, run = key, []
-                    run.append(params)
-                    n += 1
-            _flush(conn, run_key, run)
-            conn.execute("COMMIT")
-            self.commits += 1
-            self.statements += n
-        except BaseException as e:  # the whole batch fails together
-            log.error("SQLite commit of %d writes failed: %s", len(batch), e)
-            error = e
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-        futures = [f for _, f in batch]
-        try:
-            self._loop.call_soon_threadsafe(_resolve, futures, error)
-        except RuntimeError:
-            pass  # the event loop is gone: nobody is waiting any more
+    def _read_blocking(self) -> Any:
+        head = b""
+        while len(head) < 4:
+            chunk = os.read(self._rfd, 4 - len(head))
+            if not chunk:
+                return ("error", "writer process exited")
+            head += chunk
+        n = _LEN.unpack(head)[0]
+        body = b""
+        while len(body) < n:
+            chunk = os.read(self._rfd, n - len(body))
+            if not chunk:
+                return ("error", "writer process exited")
+            body += chunk
+        return marshal.loads(body)
+
+    # -- submitting -----------------------------------------------------------------------
 
     def submit(self, statements: Sequence[Statement]) -> asyncio.Future[None]:
         """Queue writes; the returned future (shared by every write of this event-loop
         iteration) completes once they are committed."""
-        fut = self._pending_future
-        if fut is None:
-            fut = self._pending_future = self._loop.create_future()
+        if self._closed:
+            fut: asyncio.Future[None] = self._loop.create_future()
+            fut.set_exception(WriterFailed("the store is closed"))
+            return fut
+        pending = self._pending_future
+        if pending is None:
+            pending = self._pending_future = self._loop.create_future()
             self._loop.call_soon(self._hand_over)
-        self._pending.extend(statements)
-        return fut
+        for key, params in statements:
+            self._pending.append(
+                (("bulk", key.sql, key.json_columns) if isinstance(key, Bulk)
+                 else ("sql", key, ()), params))
+        return pending
 
     def _hand_over(self) -> None:
         statements, fut = self._pending, self._pending_future
         self._pending, self._pending_future = [], None
-        if fut is not None:
-            self._queue.put((statements, fut))
+        if fut is None:
+            return
+        batch_id = self._next_batch
+        self._next_batch += 1
+        self._inflight[batch_id] = fut
+        try:
+            body = marshal.dumps((batch_id, statements))
+        except ValueError as e:
+            del self._inflight[batch_id]
+            fut.set_exception(TypeError(f"unstorable value in a write: {e}"))
+            return
+        self._outbuf += _LEN.pack(len(body))
+        self._outbuf += body
+        self.statements += len(statements)
+        self._write_some()
+
+    def _write_some(self) -> None:
+        while self._outbuf:
+            try:
+                n = os.write(self._wfd, self._outbuf)
+            except BlockingIOError:
+                self._loop.add_writer(self._wfd, self._on_writable)
+                return
+            except OSError as e:
+                self._fail(WriterFailed(f"writer process pipe: {e}"))
+                return
+            del self._outbuf[:n]
+
+    def _on_writable(self) -> None:
+        self._loop.remove_writer(self._wfd)
+        self._write_some()
+
+    # -- acknowledgements -----------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self._rfd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._loop.remove_reader(self._rfd)
+            self._fail(WriterFailed("the SQLite writer process exited"))
+            return
+        buf = self._inbuf
+        buf += chunk
+        while len(buf) >= 4:
+            n = _LEN.unpack_from(buf)[0]
+            if len(buf) < 4 + n:
+                break
+            kind, (ids, error) = marshal.loads(bytes(buf[4:4 + n]))
+            del buf[:4 + n]
+            if kind != "done":
+                continue
+            self.commits += 1
+            exc = WriterFailed(f"commit failed: {error}") if error else None
+            if exc is not None:
+                log.error("SQLite commit of %d batches failed: %s", len(ids), error)
+            for batch_id in ids:
+                fut = self._inflight.pop(batch_id, None)
+                if fut is None or fut.done():
+                    continue
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+    def _fail(self, error: BaseException) -> None:
+        for fut in self._inflight.values():
+            if not fut.done():
+                fut.set_exception(error)
+        self._inflight.clear()
 
     async def execute(self, statements: Sequence[Statement]) -> None:
         await self.submit(statements)
 
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._hand_over()
-            self._queue.put(_STOP)
-            self._thread.join()
+    async def aclose(self) -> None:
+        """Hand over what is pending, let the writer commit it, and stop it."""
+        if self._closed:
+            return
+        self._hand_over()
+        self._closed = True
+        self._loop.remove_reader(self._rfd)
+        self._loop.remove_writer(self._wfd)
+        outstanding = bytes(self._outbuf)
+        self._outbuf.clear()
+        # The child commits what it has when its input ends; wait for it off the loop.
+        acks = await self._loop.run_in_executor(None, self._finish_child, outstanding)
+        for ids, error in acks:
+            for batch_id in ids:
+                fut = self._inflight.pop(batch_id, None)
+                if fut is not None and not fut.done():
+                    if error:
+                        fut.set_exception(WriterFailed(f"commit failed: {error}"))
+                    else:
+                        fut.set_result(None)
+        self._fail(WriterFailed("the store is closed"))
 
-
-def _flush(conn: sqlite3.Connection, key: str | Bulk | None, run: list[Any]) -> None:
-    if not run or key is None:
-        return
-    if isinstance(key, Bulk):
-        conn.execute(key.sql, (json.dumps(run, separators=(",", ":")),))
-    else:
-        conn.executemany(key, run)
-
-
-def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for f in futures:
-        if f.done():
-            continue
-        if error is None:
-            f.set_result(None)
-        else:
-            f.set_exception(error)
+    def _finish_child(self, outstanding: bytes) -> list[tuple[list[int], str | None]]:
+        acks: list[tuple[list[int], str | None]] = []
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            os.set_blocking(self._wfd, True)
+            while outstanding:
+                outstanding = outstanding[os.write(self._wfd, outstanding):]
+        except OSError:
+            pass
+        self._proc.stdin.close()
+        os.set_blocking(self._rfd, True)
+        leftover = bytes(self._inbuf)
+        self._inbuf.clear()
+        data = leftover + self._proc.stdout.read()
+        while len(data) >= 4:
+            n = _LEN.unpack_from(data)[0]
+            kind, payload = marshal.loads(data[4:4 + n])
+            data = data[4 + n:]
+            if kind == "done":
+                acks.append(payload)
+        self._proc.wait()
+        self._proc.stdout.close()
+        return acks
 
 
 def read_all(path: Path, sql: str, params: Sequence[Any] = (),
