@@ -8,7 +8,7 @@ import sys
 
 from aiolwm2m import __version__
 
-from . import coap_client, demo, server_cmd
+from . import client_commands, coap_client, demo, server_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     server_cmd.add_parser(sub)
     coap_client.add_parser(sub)
     demo.add_parser(sub)
+    client_commands.add_parsers(sub)
     return parser
 
 

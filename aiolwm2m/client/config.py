@@ -1,0 +1,64 @@
+"""Client configuration, and how the client is provisioned.
+
+LwM2M 1.1 requirement OSR-002 rules out factory bootstrap: the normal path is a
+Bootstrap-Server (``bootstrap_uri``), from which the client learns its LwM2M servers. A
+directly configured server (:meth:`ClientConfig.development`) is a development convenience
+that pre-provisions the Security and Server objects the way a factory bootstrap would; it
+is named as such everywhere it appears.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
+
+from .backoff import RetryPolicy
+from .clock import Clock, LoopClock
+
+
+@dataclass
+class ClientConfig:
+    endpoint: str
+    #: The Bootstrap-Server (normal provisioning path), e.g. ``coap://bs.example:5683``.
+    bootstrap_uri: str | None = None
+    #: DEVELOPMENT ONLY: an LwM2M server configured directly (factory bootstrap).
+    development_server_uri: str | None = None
+    development_short_server_id: int = 1
+    lifetime: int = 300
+    binding: str = "U"
+    queue_mode: bool = False
+    #: Queue mode: how long the client stays reachable after it last spoke (the TS
+    #: default is CoAP's MAX_TRANSMIT_WAIT, 93 s).
+    awake_time: float = 93.0
+    host: str = "::"
+    port: int = 0
+    transmission: TransmissionParameters = DEFAULT_PARAMETERS
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: How long a client-initiated bootstrap waits for Bootstrap-Finish after the 2.04.
+    bootstrap_timeout: float = 120.0
+    #: Before a client-initiated bootstrap, wait this long for the bootstrap server to
+    #: start one (server-initiated bootstrap); 0 bootstraps at once.
+    server_initiated_wait: float = 0.0
+    #: ``pct`` of the Bootstrap-Request: the format the bootstrap server should use.
+    preferred_content_format: int | None = None
+    #: Overall bound on one request to a server (None: the CoAP retransmission limit).
+    request_timeout: float | None = None
+    clock: Clock = field(default_factory=LoopClock)
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            raise ValueError("the client needs an endpoint name")
+        if self.bootstrap_uri is None and self.development_server_uri is None:
+            raise ValueError("give bootstrap_uri (normal path) or, for development only, "
+                             "development_server_uri")
+        if self.lifetime <= 0:
+            raise ValueError("lifetime must be positive")
+
+    @classmethod
+    def development(cls, endpoint: str, server_uri: str, **kwargs: object) -> ClientConfig:
+        """DEVELOPMENT ONLY: a client talking to ``server_uri`` without a bootstrap server
+        (factory bootstrap, which OSR-002 excludes from deployments)."""
+        return cls(endpoint, development_server_uri=server_uri, **kwargs)  # type: ignore[arg-type]
