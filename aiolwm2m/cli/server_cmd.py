@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from aiolwm2m.bootstrap.server import BootstrapServer, BootstrapServerConfig
 from aiolwm2m.security.credentials import CertificateUsage, RpkCredentials, X509Credentials
 from aiolwm2m.security.errors import SecurityError
 from aiolwm2m.server import LwM2MServer, ServerConfig
@@ -49,6 +50,10 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-port", type=int, help="TCP port for coaps+tcp:// (default 5684)")
     p.add_argument("--no-tcp", dest="tcp", action="store_const", const=False,
                    help="do not serve CoAP over TCP and TLS")
+    p.add_argument("--bootstrap-port", type=int,
+                   help="UDP port of the embedded Bootstrap-Server (default 5783)")
+    p.add_argument("--no-bootstrap", dest="bootstrap", action="store_const", const=False,
+                   help="do not run the embedded Bootstrap-Server")
     p.add_argument("--rpk-key", type=Path, help="PEM file with the server's EC P-256 key pair, "
                    "offered to RPK clients")
     p.add_argument("--certificate", type=Path, help="PEM certificate chain for X.509 clients")
@@ -77,6 +82,7 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     names = ("coap_host", "coap_port", "coaps_port", "dtls", "tcp_port", "tls_port", "tcp",
+             "bootstrap", "bootstrap_port",
              "rpk_key", "certificate",
              "private_key", "trust_anchors", "http_host", "http_port", "api_tokens", "data_dir",
              "store", "awake_time", "queue_ttl", "model_dirs", "credentials", "web_ui",
@@ -171,6 +177,11 @@ class RunningServer:
         self.tokens = list(settings.api_tokens) or [secrets.token_urlsafe(18)]
         self.generated_token = not settings.api_tokens
         self.web: Any = None
+        self.bootstrap: BootstrapServer | None = None
+        if settings.bootstrap:
+            self.bootstrap = BootstrapServer(BootstrapServerConfig(
+                host=settings.coap_host, port=settings.bootstrap_port, store=settings.store,
+                data_dir=settings.data_dir))
 
     async def start(self) -> None:
         s = self.settings
@@ -190,19 +201,32 @@ class RunningServer:
             except ValueError as e:
                 await self.server.stop()
                 raise SettingsError(f"credentials of {info.endpoint}: {e}") from None
+        if self.bootstrap is not None:
+            try:
+                await self.bootstrap.start()
+            except OSError as e:
+                await self.bootstrap.stop()
+                await self.server.stop()
+                raise SettingsError(describe_bind_error(
+                    "udp (bootstrap)", s.coap_host, s.bootstrap_port, e)) from None
         from aiolwm2m.web.app import create_app
         from aiolwm2m.web.serve import WebServer
 
-        self.web = WebServer(create_app(self.server, self.tokens), s.http_host, s.http_port)
+        self.web = WebServer(create_app(self.server, self.tokens, self.bootstrap),
+                             s.http_host, s.http_port)
         try:
             await self.web.start()
         except OSError as e:
+            if self.bootstrap is not None:
+                await self.bootstrap.stop()
             await self.server.stop()
             raise SettingsError(describe_bind_error("http", s.http_host, s.http_port, e)) from None
 
     async def stop(self) -> None:
         if self.web is not None:
             await self.web.stop()
+        if self.bootstrap is not None:
+            await self.bootstrap.stop()
         await self.server.stop()
 
     def banner(self) -> None:
@@ -214,6 +238,9 @@ class RunningServer:
                               for n in schemes if n in self.server.transports)
         console.print(f"[bold]aiolwm2m server[/bold] {listening}; "
                       f"{len(self.server.registrations)} registrations loaded")
+        if self.bootstrap is not None:
+            console.print(f"  bootstrap coap:// udp {host}:{self.bootstrap.port} "
+                          f"({len(self.bootstrap.configs)} configurations)")
         login = f"#token={self.tokens[0]}" if self.generated_token else ""
         console.print(f"  web UI   {self.web.url}/ui/{login}")
         console.print(f"  REST API {self.web.url}/api  (OpenAPI {self.web.url}/openapi.json, "

@@ -30,6 +30,10 @@ class ServerSettings:
     tcp_port: int = 5683
     tls_port: int = 5684
     tcp: bool = True
+    #: The Bootstrap-Server, in the same process and database (its configurations are managed
+    #: through the REST API and the web UI).
+    bootstrap: bool = True
+    bootstrap_port: int = 5783
     #: PEM files: the server's raw public key pair (EC P-256) for RPK clients, and its
     #: certificate chain, private key and trust anchors for X.509 clients.
     rpk_key: Path | None = None
@@ -105,7 +109,8 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str],
             setattr(settings, name, _convert(name, value, f"--{name.replace('_', '-')}"))
     if settings.store not in ("sqlite", "memory"):
         raise SettingsError(f"store must be sqlite or memory, not {settings.store!r}")
-    for port_name in ("coap_port", "coaps_port", "tcp_port", "tls_port", "http_port"):
+    for port_name in ("coap_port", "coaps_port", "tcp_port", "tls_port", "bootstrap_port",
+                      "http_port"):
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{port_name} {port} is outside 0..65535")

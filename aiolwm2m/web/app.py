@@ -12,9 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aiolwm2m import __version__
+from aiolwm2m.bootstrap.server import BootstrapServer
 from aiolwm2m.server import LwM2MServer
 
 from . import (
+    routes_bootstrap,
     routes_events,
     routes_info,
     routes_misc,
@@ -36,14 +38,17 @@ client's CoAP response code in the body; a sleeping queue-mode client gets the r
 """
 
 
-def create_app(server: LwM2MServer, tokens: list[str]) -> FastAPI:
+def create_app(server: LwM2MServer, tokens: list[str],
+               bootstrap: BootstrapServer | None = None) -> FastAPI:
     auth = TokenAuth(tokens)
     app = FastAPI(title="aiolwm2m", version=__version__, description=DESCRIPTION)
     app.state.server = server
+    app.state.bootstrap = bootstrap
     app.state.metrics = metrics = ServerMetrics(server)
     protected = [Depends(auth)]
     for router in (routes_registrations.router, routes_operations.router,
                    routes_misc.requests_router, routes_misc.security_router,
+                   routes_bootstrap.router,
                    routes_events.router, routes_info.router):
         app.include_router(router, dependencies=protected,
                            responses={401: {"model": ErrorOut,

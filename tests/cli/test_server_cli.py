@@ -39,11 +39,12 @@ async def banner(proc: asyncio.subprocess.Process) -> str:
 
 async def test_runs_serves_and_stops(tmp_path: Path) -> None:
     proc = await start("--coap-port", "0", "--coaps-port", "0", "--tcp-port", "0",
-                       "--tls-port", "0", "--http-port", "0", "--api-token", "tok-123",
+                       "--tls-port", "0", "--bootstrap-port", "0", "--http-port", "0",
+                       "--api-token", "tok-123",
                        "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
     try:
         text = await banner(proc)
-        assert "coaps:// udp" in text and "coaps+tcp:// tcp" in text
+        assert "coaps:// udp" in text and "coaps+tcp:// tcp" in text and "bootstrap" in text
         assert "API token" not in text
         url = re.search(r"REST API (http://\S+)/api", text)
         assert url is not None
@@ -59,8 +60,8 @@ async def test_runs_serves_and_stops(tmp_path: Path) -> None:
 
 async def test_generated_token_is_printed(tmp_path: Path) -> None:
     proc = await start("--coap-port", "0", "--coaps-port", "0", "--tcp-port", "0",
-                       "--tls-port", "0", "--http-port", "0", "--store", "memory",
-                       cwd=tmp_path)
+                       "--tls-port", "0", "--bootstrap-port", "0", "--http-port", "0",
+                       "--store", "memory", cwd=tmp_path)
     try:
         text = await banner(proc)
         token = re.search(r"API token \(generated for this run\): (\S+)", text)
@@ -89,7 +90,8 @@ async def test_one_line_errors(tmp_path: Path) -> None:
         busy.bind(("::", 0))
         port = busy.getsockname()[1]
         rc, err = await run_to_end("--coap-port", str(port), "--http-port", "0",
-                                   "--no-dtls", "--no-tcp", "--store", "memory", cwd=tmp_path)
+                                   "--no-dtls", "--no-tcp", "--no-bootstrap", "--store",
+                                   "memory", cwd=tmp_path)
     assert rc == 2 and err.strip().splitlines()[-1].endswith("the port is already in use")
     rc, err = await run_to_end("--config", str(tmp_path / "missing.toml"), cwd=tmp_path)
     assert rc == 2 and "cannot read config file" in err and len(err.strip().splitlines()) == 1
