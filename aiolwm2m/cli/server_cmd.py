@@ -253,9 +253,12 @@ class RunningServer:
                           "[/bold]")
 
 
-async def serve_until_stopped(settings: ServerSettings,
-                              also: Callable[[RunningServer], Awaitable[None]] | None = None
-                              ) -> None:
+async def serve_until_stopped(
+        settings: ServerSettings,
+        also: Callable[[RunningServer], Awaitable[Callable[[], Awaitable[None]]]] | None = None
+        ) -> None:
+    """Run until SIGINT/SIGTERM. ``also`` starts extra work (the demo's devices) once the
+    server is up and returns how to stop it."""
     running = RunningServer(settings)
     await running.start()
     stop = asyncio.Event()
@@ -263,13 +266,16 @@ async def serve_until_stopped(settings: ServerSettings,
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    cleanup: Callable[[], Awaitable[None]] | None = None
     try:
         running.banner()
         if also is not None:
-            await also(running)
+            cleanup = await also(running)
         await stop.wait()
     finally:
         console.print("stopping ...")
+        if cleanup is not None:
+            await cleanup()
         await running.stop()
 
 

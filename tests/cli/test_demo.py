@@ -1,0 +1,44 @@
+"""``aiolwm2m demo`` (what the README's run command starts): devices bootstrap and appear."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+
+async def test_demo_devices_bootstrap_register_and_answer(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiolwm2m", "demo", "--devices", "3", "--coap-port", "0",
+        "--coaps-port", "0", "--tcp-port", "0", "--tls-port", "0", "--bootstrap-port", "0",
+        "--http-port", "0", "--api-token", "demo-token", "--store", "memory", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    try:
+        url = None
+        while True:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+            assert line, "demo exited"
+            if "REST API" in line:
+                url = line.split()[2].rsplit("/api", 1)[0]
+            if "demo devices" in line:
+                break
+        assert url is not None
+        async with httpx.AsyncClient(base_url=url,
+                                     headers={"Authorization": "Bearer demo-token"}) as c:
+            for _ in range(100):
+                total = (await c.get("/api/registrations")).json()["total"]
+                if total == 3:
+                    break
+                await asyncio.sleep(0.1)
+            assert total == 3
+            r = await c.get("/api/clients/demo-000002/read", params={"path": "/3303/0/5700"})
+            assert r.json()["code"] == "2.05" and isinstance(r.json()["content"], float)
+            configs = (await c.get("/api/bootstrap")).json()
+            assert configs[0]["endpoint"] == "*"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
