@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -86,6 +87,44 @@ class Registration:
             registered_at=float(d["reg_at"]), updated_at=float(d["upd_at"]),
             extra=tuple((k, v) for k, v in d["extra"]),
         )
+
+
+# The object list of a registration is shared by every device of a kind (the server caches
+# its parse), so its JSON is computed once per distinct list.
+_OBJECTS_JSON: dict[tuple[ObjectLinkEntry, ...], str] = {}
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _objects_json(objects: tuple[ObjectLinkEntry, ...]) -> str:
+    text = _OBJECTS_JSON.get(objects)
+    if text is None:
+        if len(_OBJECTS_JSON) >= 4096:
+            _OBJECTS_JSON.clear()
+        text = _OBJECTS_JSON[objects] = _ENCODE(
+            [[o.object_id, o.instance_id, o.version] for o in objects])
+    return text
+
+
+def registration_to_json(reg: Registration) -> str:
+    """A compact positional JSON form (what the SQLite store keeps; the hot path of a
+    Register, hence no dict)."""
+    head = _ENCODE([reg.id, reg.endpoint, reg.address[0], reg.address[1], reg.lifetime,
+                    reg.lwm2m_version, reg.binding, reg.queue_mode, reg.sms, reg.transport,
+                    reg.identity, reg.links, reg.root_path, reg.content_formats,
+                    reg.registered_at, reg.updated_at, reg.extra])
+    return head[:-1] + "," + _objects_json(reg.objects) + "]"
+
+
+def registration_from_json(text: str) -> Registration:
+    (rid, ep, host, port, lt, version, binding, queue, sms, transport, identity, links, root,
+     ct, reg_at, upd_at, extra, objects) = json.loads(text)
+    return Registration(
+        id=rid, endpoint=ep, address=(host, int(port)), lifetime=int(lt),
+        lwm2m_version=version, binding=binding, queue_mode=bool(queue), sms=sms,
+        transport=transport, identity=identity, links=links,
+        objects=tuple(ObjectLinkEntry(o, i, v) for o, i, v in objects), root_path=root,
+        content_formats=tuple(ct), registered_at=float(reg_at), updated_at=float(upd_at),
+        extra=tuple((k, v) for k, v in extra))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,16 @@ from .memory import (
     MemoryRegistrationStore,
     MemorySecurityStore,
 )
-from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
-from .sqlite_writer import Bulk, SQLiteWriter, read_all
+from .records import (
+    PENDING,
+    Observation,
+    QueuedRequest,
+    Registration,
+    SecurityInfo,
+    registration_from_json,
+    registration_to_json,
+)
+from .sqlite_writer import SQLiteWriter, read_all
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS registrations (
@@ -38,8 +46,8 @@ def _json(d: dict[str, Any]) -> str:
 
 # A new registration of a known endpoint replaces the old row through the UNIQUE(endpoint)
 # conflict of INSERT OR REPLACE, so a burst of Registers is one run of one statement.
-UPSERT_REGISTRATIONS = Bulk("INSERT OR REPLACE INTO registrations VALUES (?,?,?)", (2,))
-DELETE_REGISTRATIONS = Bulk("DELETE FROM registrations WHERE id=?")
+UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?)"
+DELETE_REGISTRATION = "DELETE FROM registrations WHERE id=?"
 
 
 class SQLiteRegistrationStore(MemoryRegistrationStore):
@@ -49,19 +57,19 @@ class SQLiteRegistrationStore(MemoryRegistrationStore):
 
     async def add(self, registration: Registration) -> Registration | None:
         old = self._add(registration)
-        await self._writer.submit([(UPSERT_REGISTRATIONS, (
-            registration.id, registration.endpoint, registration.to_dict()))])
+        await self._writer.submit([(UPSERT_REGISTRATION, (
+            registration.id, registration.endpoint, registration_to_json(registration)))])
         return old
 
     async def update(self, registration: Registration) -> None:
         self._update(registration)
-        await self._writer.submit([(UPSERT_REGISTRATIONS, (
-            registration.id, registration.endpoint, registration.to_dict()))])
+        await self._writer.submit([(UPSERT_REGISTRATION, (
+            registration.id, registration.endpoint, registration_to_json(registration)))])
 
     async def remove(self, registration_id: str) -> Registration | None:
         reg = self._remove(registration_id)
         if reg is not None:
-            await self._writer.submit([(DELETE_REGISTRATIONS, (registration_id,))])
+            await self._writer.submit([(DELETE_REGISTRATION, (registration_id,))])
         return reg
 
 
@@ -158,7 +166,7 @@ class SQLiteStores:
     def _load(self) -> None:
         path = self.writer.path
         for (data,) in read_all(path, "SELECT data FROM registrations"):
-            self.registrations._add(Registration.from_dict(json.loads(data)))
+            self.registrations._add(registration_from_json(data))
         for (data,) in read_all(path, "SELECT data FROM observations"):
             self.observations._add(Observation.from_dict(json.loads(data)))
         q = self.queue

@@ -13,9 +13,8 @@ each time; under load that convoy cut throughput to a few thousand rows per seco
 process has a GIL of its own and uses the second core.
 
 Framing, both directions: a 4-byte big-endian length and a ``marshal`` payload. Parent to
-child: the schema first, then ``(batch_id, [(key, params), ...])`` where ``key`` is
-``(kind, SQL, json_columns)``; child to parent: ``("ready", None)``, then
-``("done", ([batch ids], error or None))`` per transaction.
+child: the schema first, then ``(batch_id, [(SQL, params), ...])``; child to parent:
+``("ready", None)``, then ``("done", ([batch ids], error or None))`` per transaction.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +35,7 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 
 
-@dataclass(frozen=True, slots=True)
-class Bulk:
-    """A statement whose parameters at ``json_columns`` are JSON-encoded by the writer
-    process, so the event loop's process pays neither for the encoding nor for SQLite."""
-
-    sql: str
-    json_columns: tuple[int, ...] = ()
-
-
-Statement = tuple[str, Sequence[Any]] | tuple[Bulk, Any]
+Statement = tuple[str, Sequence[Any]]
 
 
 class WriterFailed(sqlite3.OperationalError):
@@ -59,7 +48,7 @@ class SQLiteWriter:
         self.path = path
         self.synchronous = synchronous
         self._loop = asyncio.get_running_loop()
-        self._pending: list[tuple[Any, Any]] = []
+        self._pending: list[Statement] = []
         self._pending_future: asyncio.Future[None] | None = None
         self._inflight: dict[int, asyncio.Future[None]] = {}
         self._next_batch = 0
@@ -120,10 +109,7 @@ class SQLiteWriter:
         if pending is None:
             pending = self._pending_future = self._loop.create_future()
             self._loop.call_soon(self._hand_over)
-        for key, params in statements:
-            self._pending.append(
-                (("bulk", key.sql, key.json_columns) if isinstance(key, Bulk)
-                 else ("sql", key, ()), params))
+        self._pending.extend(statements)
         return pending
 
     def _hand_over(self) -> None:

@@ -10,7 +10,6 @@ On end of input (the server stopped or died) it commits what it has and exits.
 
 from __future__ import annotations
 
-import json
 import marshal
 import os
 import select
@@ -56,19 +55,10 @@ def apply(conn: sqlite3.Connection, statements: list[Any]) -> int:
     run: list[Any] = []
 
     def flush() -> None:
-        if not run:
-            return
-        _, sql, json_columns = run_key
-        if json_columns:
-            dumps = json.JSONEncoder(separators=(",", ":")).encode
-            rows = [tuple(dumps(v) if i in json_columns else v for i, v in enumerate(params))
-                    for params in run]
-            conn.executemany(sql, rows)
-        else:
-            conn.executemany(sql, run)
+        if run:
+            conn.executemany(run_key, run)
 
     for key, params in statements:
-        key = (key[0], key[1], tuple(key[2]))
         if key != run_key:
             flush()
             run_key, run = key, []
