@@ -13,10 +13,10 @@ keep decoding cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from .errors import InvalidValue
 from .path import MAX_ID, LwM2MPath, path_from_trusted_ids
@@ -299,3 +299,101 @@ def instance_trusted(iid: int, resources: dict[int, Resource]) -> ObjectInstance
 
 def object_trusted(oid: int, instances: dict[int, ObjectInstance]) -> LwM2MObject:
     return _new_tuple(LwM2MObject, (oid, MappingProxyType(instances)))
+
+
+# --- instances whose resource nodes are built on first read -------------------------------------
+# Building the twenty-odd resource tuples of an object instance costs more than cbor2 takes to
+# decode the whole payload, and many consumers (a forwarder, a check of one resource, a store of
+# the raw values) read few of them or none. The decoders' fast paths therefore hand over checked
+# values only: the instance's mapping proxies a dict holding the final keys, and the first read
+# of any value builds every node in place and turns the dict into a plain _ResourceDict, whose
+# reads are ordinary C dict reads from then on. Reading keys (len, `in`, iteration) builds
+# nothing. Every dict method that shows values is overridden below; the proxy offers no way to
+# mutate the dict.
+class _ResourceDict(dict[int, Resource]):
+    """The dict behind a decoded instance's resources: a plain dict once built."""
+
+    __slots__ = ("_rtypes", "_values")
+    _values: dict[int, object] | None
+    _rtypes: Mapping[int, ResourceType]
+
+
+class _PendingResourceDict(_ResourceDict):
+    """Resource id -> node, with the nodes built from ``_values`` on first read."""
+
+    __slots__ = ()
+
+    def _build(self) -> None:
+        values = self._values
+        if values is None:  # built by another thread just now
+            return
+        rtypes = self._rtypes
+        new, proxy = _new_tuple, MappingProxyType
+        single, multiple = SingleResource, MultipleResource
+        built: dict[int, Resource] = {}
+        for rid, value in values.items():
+            if type(value) is dict:
+                built[rid] = new(multiple, (rid, rtypes[rid], proxy(value)))
+            else:
+                built[rid] = new(single, (rid, rtypes[rid], value))
+        # One C call swaps every value, so that a concurrent reader sees all or none.
+        dict.update(self, built)
+        self._values = None
+        self.__class__ = _ResourceDict  # type: ignore[assignment]
+
+    def __getitem__(self, key: int) -> Resource:
+        self._build()
+        return dict.__getitem__(self, key)
+
+    def get(self, key: int, default: object = None) -> object:  # type: ignore[override]
+        self._build()
+        return dict.get(self, key, default)
+
+    def values(self) -> ValuesView[Resource]:  # type: ignore[override]
+        self._build()
+        return dict.values(self)
+
+    def items(self) -> ItemsView[int, Resource]:  # type: ignore[override]
+        self._build()
+        return dict.items(self)
+
+    def copy(self) -> dict[int, Resource]:
+        self._build()
+        return dict.copy(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._build()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        self._build()
+        return dict.__ne__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self._build()
+        return dict.__repr__(self)
+
+    def __or__(self, other: Any) -> Any:
+        self._build()
+        return dict.__or__(self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        self._build()
+        return dict.__ror__(self, other)
+
+
+def instance_from_values(
+    iid: int, values: dict[int, object], rtypes: Mapping[int, ResourceType]
+) -> ObjectInstance:
+    """An instance of checked values, its resource nodes built on first read.
+
+    ``values`` maps resource id -> value, or -> {resource instance id: value} for a multiple
+    resource, and becomes the instance's (the caller must not keep it); ``rtypes`` gives the
+    type of every resource id in it.
+    """
+    pending = _PendingResourceDict(values)  # type: ignore[arg-type]
+    pending._values = values
+    pending._rtypes = rtypes
+    return _new_tuple(ObjectInstance, (iid, MappingProxyType(pending)))

@@ -76,6 +76,11 @@ class ResourceType(enum.Enum):
     CORELNK = "Corelnk"
     NONE = "none"
 
+    # Enum.__hash__ hashes the member name in Python code, which made every codec table keyed
+    # by type cost a Python call per lookup. Members are singletons compared by identity, so the
+    # identity hash is equivalent and runs in C.
+    __hash__ = object.__hash__
+
     @classmethod
     def from_ddf_name(cls, name: str) -> ResourceType:
         """Map a DDF ``<Type>`` text (case-insensitive; empty means executable)."""
@@ -135,22 +140,78 @@ class ObjectLink:
 
 Value: TypeAlias = str | int | float | bool | bytes | _dt.datetime | ObjectLink
 
+# Constructing the frozen dataclass runs __init__, __setattr__ and __post_init__ in Python;
+# decoders see the same few links repeatedly, and links are immutable, so they share them.
+_LINKS_BY_TEXT: Final[dict[str, ObjectLink]] = {}
+_LINKS_BY_IDS: Final[dict[int, ObjectLink]] = {}
+_LINK_CACHE_SIZE: Final = 1024
+
+
+def link_from_text(text: str) -> ObjectLink:
+    """:meth:`ObjectLink.parse`, sharing the links of recently seen texts."""
+    found = _LINKS_BY_TEXT.get(text)
+    if found is None:
+        found = ObjectLink.parse(text)
+        if len(_LINKS_BY_TEXT) >= _LINK_CACHE_SIZE:
+            _LINKS_BY_TEXT.clear()
+        _LINKS_BY_TEXT[text] = found
+    return found
+
+
+def link_from_ids(object_id: int, instance_id: int) -> ObjectLink:
+    """``ObjectLink(object_id, instance_id)`` for ids already known to be ints in 0..65535."""
+    key = object_id << 16 | instance_id
+    found = _LINKS_BY_IDS.get(key)
+    if found is None:
+        found = ObjectLink(object_id, instance_id)
+        if len(_LINKS_BY_IDS) >= _LINK_CACHE_SIZE:
+            _LINKS_BY_IDS.clear()
+        _LINKS_BY_IDS[key] = found
+    return found
+
 
 def _is_decimal(text: str) -> bool:
     return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
 
 
 # --- time helpers ------------------------------------------------------------------------------
+# Building a datetime costs far more than decoding the integer it comes from, and devices report
+# the same few times over and over (current time, manufacturing date, last update), so decoders
+# share the (immutable) datetime of recently seen values, and encoders remember their seconds.
+_TIME_CACHE: Final[dict[int, _dt.datetime]] = {}
+_TIME_CACHE_SIZE: Final = 1024
+
+
 def seconds_to_time(seconds: int) -> _dt.datetime:
     """Seconds since the epoch to an aware UTC datetime; raises :class:`InvalidValue`."""
+    found = _TIME_CACHE.get(seconds)
+    if found is not None:
+        return found
     if not _MIN_TIME_SECONDS <= seconds <= _MAX_TIME_SECONDS:
         raise InvalidValue(None, None, f"time {seconds} s is outside years 1..9999")
-    return _EPOCH + _dt.timedelta(seconds=seconds)
+    value = _EPOCH + _dt.timedelta(seconds=seconds)
+    if len(_TIME_CACHE) >= _TIME_CACHE_SIZE:
+        _TIME_CACHE.clear()
+    _TIME_CACHE[seconds] = value
+    return value
+
+
+_SECONDS_CACHE: Final[dict[_dt.datetime, int]] = {}
 
 
 def time_to_seconds(value: _dt.datetime) -> int:
     """An aware datetime to whole seconds since the epoch (rounded down)."""
-    return math.floor((value - _EPOCH).total_seconds())
+    exact = type(value) is _dt.datetime
+    if exact:
+        found = _SECONDS_CACHE.get(value)
+        if found is not None:
+            return found
+    seconds = math.floor((value - _EPOCH).total_seconds())
+    if exact:
+        if len(_SECONDS_CACHE) >= _TIME_CACHE_SIZE:
+            _SECONDS_CACHE.clear()
+        _SECONDS_CACHE[value] = seconds
+    return seconds
 
 
 # --- coercion ----------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def decode_node(
     The model gives types to formats that do not carry them and checks the others; a resource
     it does not define decodes with a type derived from the payload (OPAQUE for TLV).
     """
-    data = _as_bytes(payload)
+    data = payload if type(payload) is bytes else bytes(payload)
     if fmt in _SENML:
         return senml.decode_senml(fmt, data, path, model)
     if fmt in _TLV:

@@ -20,7 +20,8 @@ shortest exact width.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from ..errors import InvalidPath, InvalidPayload, InvalidValue, PathNotAllowed
@@ -34,14 +35,36 @@ from ..nodes import (
     ResourceInstance,
     SingleResource,
     TimestampedNodes,
+    instance_from_values,
     instance_trusted,
     multiple_trusted,
     node_matches_path,
     object_trusted,
 )
 from ..path import LwM2MPath
-from ..values import ResourceType, Value, time_to_seconds
-from .cbor_support import ShortFloat, dump, load_one
+from ..values import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    ObjectLink,
+    ResourceType,
+    Value,
+    link_from_text,
+    seconds_to_time,
+    time_to_seconds,
+)
+from . import plans
+from .cbor_support import (
+    MAJOR_ARRAY,
+    SMALL_UINTS,
+    ShortFloat,
+    dump,
+    head,
+    load_one,
+    text_item,
+    utc_seconds,
+    value_item,
+)
 from .content_format import ContentFormat
 from .tree_assembly import Leaf, assemble, group_leaves
 from .value_mapping import (
@@ -83,7 +106,9 @@ class _Dialect:
         "labels",
         "n",
         "names",
+        "names_key",
         "opaque_is_text",
+        "plain_types",
         "shapes",
         "t",
         "value_keys",
@@ -93,6 +118,7 @@ class _Dialect:
         self, fmt: int, keys: Mapping[str, Any], ignored: Iterable[Any], opaque_is_text: bool
     ) -> None:
         self.fmt = fmt
+        self.names_key = f"senml-names-{fmt}"
         self.opaque_is_text = opaque_is_text
         self.bn, self.bt, self.n, self.t = keys["bn"], keys["bt"], keys["n"], keys["t"]
         self.names: dict[Any, str] = {key: name for name, key in keys.items()}
@@ -220,13 +246,9 @@ def _load(dialect: _Dialect, payload: bytes) -> list[Any]:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidPayload(fmt, None, "not UTF-8", offset=exc.start) from None
-        try:
-            document = json.loads(text, parse_constant=_reject_constant)
-        except RecursionError:
-            raise InvalidPayload(fmt, None, "JSON nesting too deep") from None
-        except ValueError as exc:
-            offset = getattr(exc, "pos", None)
-            raise InvalidPayload(fmt, None, f"malformed JSON: {exc}", offset=offset) from None
+        document = _decode_json(text)
+        if document is _MISSING:
+            document = _load_json_checked(fmt, text)
     else:
         document = load_one(fmt, payload)
     if type(document) is not list:
@@ -234,8 +256,32 @@ def _load(dialect: _Dialect, payload: bytes) -> list[Any]:
     return document
 
 
+def _decode_json(text: str) -> Any:
+    """The JSON document in ``text``; _MISSING for anything but a clean, exact parse."""
+    # json.loads builds a decoder per call when given options; this one is built once.
+    try:
+        document, end = _JSON_DECODER.raw_decode(text)
+    except (ValueError, RecursionError):
+        return _MISSING
+    return document if end == len(text) else _MISSING
+
+
+def _load_json_checked(fmt: int, text: str) -> Any:
+    """``json.loads``, turning every failure into :class:`InvalidPayload`."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidPayload(fmt, None, "JSON nesting too deep") from None
+    except ValueError as exc:
+        offset = getattr(exc, "pos", None)
+        raise InvalidPayload(fmt, None, f"malformed JSON: {exc}", offset=offset) from None
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
+
+
+_JSON_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _parse_records(dialect: _Dialect, payload: bytes, *, values: bool) -> Iterator[_Record]:
@@ -316,10 +362,144 @@ def _leaves(
 def decode_senml(fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry | None) -> Node:
     dialect = _dialect(fmt)
     if len(path) in (1, 2):
-        return _decode_container(dialect, payload, path, model)
+        document = _load(dialect, payload)
+        if len(path) == 2:
+            plan = plans.object_plan(model, path[0])
+            if plan is not None:
+                plain = _instance_plain(dialect, document, path, plan)
+                if plain is not None:
+                    return plain
+        return _decode_container(dialect, document, path, model)
     leaves = _leaves(dialect, _parse_records(dialect, payload, values=True), model)
     base_info = ValueMapper(fmt, model).info(path)
     return assemble(fmt, path, leaves, base_info)
+
+
+# (instance id, resource id, resource instance id or -1, type code, value label) of a record
+# name, for the names of defined resources of one object.
+_PlainName = tuple[int, int, int, int, Any]
+
+
+def _plain_name(
+    dialect: _Dialect, name: str, object_id: int, plan: plans.ObjectPlan
+) -> _PlainName | None:
+    path = _NAME_CACHE.get(name)
+    if path is None:
+        try:
+            path = _parse_name(dialect.fmt, name, 0)
+        except InvalidPayload:
+            return None
+    if not 3 <= len(path) <= 4 or path[0] != object_id:
+        return None
+    entry = plan.types.get(path[2])
+    if entry is None:
+        return None
+    rtype, code = entry
+    value_key = dialect.value_keys.get(rtype)
+    if value_key is None:
+        return None
+    ri = path[3] if len(path) == 4 else -1
+    if (ri >= 0) != (code >= plans.MULTIPLE):
+        return None
+    return (path[1], path[2], ri, code & ~plans.MULTIPLE, value_key)
+
+
+def _instance_plain(
+    dialect: _Dialect,
+    document: list[Any],
+    base: LwM2MPath,
+    plan: plans.ObjectPlan,
+) -> Node | None:
+    """An instance from records of defined resources, or None to leave it to the general path.
+
+    It takes records ``{n, value}``, optionally with ``bn`` first, naming resources of the
+    base instance with the value label their type uses, and gives up on anything else (times,
+    other labels, errors), which :func:`_decode_container` then decides and reports. The value
+    label is known from the name, so a record's keys need no inspection beyond counting.
+    """
+    names: dict[str, _PlainName] | None = plan.scratch.get(dialect.names_key)
+    if names is None:
+        names = plan.scratch[dialect.names_key] = {}
+    object_id, iid = base[0], base[1]
+    bn_key, n_key = dialect.bn, dialect.n
+    text_opaque = dialect.opaque_is_text
+    values: dict[int, object] = {}
+    multiples: dict[int, dict[int, Value]] = {}
+    base_name = ""
+    try:
+        for record in document:
+            if type(record) is not dict:
+                return None
+            if len(record) != 2:
+                if len(record) != 3 or bn_key not in record:
+                    return None
+                base_name = record[bn_key]
+            full_name = base_name + record[n_key]
+            entry = names.get(full_name)
+            if entry is None:
+                entry = _plain_name(dialect, full_name, object_id, plan)
+                if entry is None:
+                    return None
+                if len(names) < 4096:
+                    names[full_name] = entry
+            name_iid, rid, ri, code, value_key = entry
+            value = record[value_key]
+            if name_iid != iid:
+                return None
+            if code == plans.STRING:
+                if type(value) is not str:
+                    return None
+            elif code == plans.INTEGER:
+                if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+                    return None
+            else:
+                value = _plain_value(code, value, text_opaque)
+                if value is _MISSING:
+                    return None
+            if ri < 0:
+                if rid in values:
+                    return None
+                values[rid] = value
+                continue
+            instances = multiples.get(rid)
+            if instances is None:
+                if rid in values:
+                    return None
+                values[rid] = multiples[rid] = {ri: value}
+            elif ri in instances:
+                return None
+            else:
+                instances[ri] = value
+    except (KeyError, TypeError):
+        return None
+    return instance_from_values(iid, values, plan.rtypes)
+
+
+def _plain_value(code: int, raw: object, text_opaque: bool) -> Any:
+    """The value of ``raw`` for type ``code`` when plainly valid, else _MISSING."""
+    raw_type = type(raw)
+    try:
+        if code == plans.STRING:
+            return raw if raw_type is str else _MISSING
+        if code == plans.INTEGER:
+            return raw if raw_type is int and INT64_MIN <= raw <= INT64_MAX else _MISSING  # type: ignore[operator]
+        if code == plans.TIME:
+            return seconds_to_time(raw) if raw_type is int else _MISSING  # type: ignore[arg-type]
+        if code == plans.OBJLNK:
+            return link_from_text(raw) if raw_type is str else _MISSING  # type: ignore[arg-type]
+        if code == plans.UNSIGNED:
+            return raw if raw_type is int and 0 <= raw <= UINT64_MAX else _MISSING  # type: ignore[operator]
+        if code == plans.FLOAT:
+            return raw if raw_type is float else _MISSING
+        if code == plans.BOOLEAN:
+            return raw if raw_type is bool else _MISSING
+        if code == plans.OPAQUE:
+            if text_opaque:
+                return b64url_decode(raw) if raw_type is str else _MISSING  # type: ignore[arg-type]
+            return raw if raw_type is bytes else _MISSING
+    except (InvalidValue, ValueError):
+        pass
+    return _MISSING
 
 
 # Python types each value kind must have on the wire (opaque: text in JSON, bytes in CBOR).
@@ -343,7 +523,7 @@ def _name_entry(fmt: int, mapper: ValueMapper, name: str, index: int) -> _NameEn
 
 
 def _decode_container(
-    dialect: _Dialect, payload: bytes, base: LwM2MPath, model: ModelRegistry | None
+    dialect: _Dialect, document: list[Any], base: LwM2MPath, model: ModelRegistry | None
 ) -> Node:
     """Object or object instance decoding in one pass (the hot path of Read responses).
 
@@ -364,7 +544,7 @@ def _decode_container(
     instances: dict[int, dict[int, Resource]] = {}
     multiples: dict[tuple[int, int], tuple[ResourceType, dict[int, Value]]] = {}
     base_name = ""
-    for index, record in enumerate(_load(dialect, payload)):
+    for index, record in enumerate(document):
         if type(record) is not dict:
             raise InvalidPayload(fmt, None, "a SenML record must be a map", index=index)
         shape = shapes.get(tuple(record))
@@ -558,6 +738,154 @@ def _wire_value(dialect: _Dialect, rtype: ResourceType, value: Value) -> Any:
     raise ValueError("executable resources carry no value")
 
 
+# --- writing instances directly ------------------------------------------------------------------
+# An instance read is by far the most common payload; its records are written without building
+# the record dicts first. Everything unusual (a value of the wrong Python type, a non-finite
+# float, a lone surrogate...) returns None and goes through the record dicts, which report it.
+_LABEL_OF_CODE: Final = {
+    plans.STRING: "vs",
+    plans.INTEGER: "v",
+    plans.UNSIGNED: "v",
+    plans.FLOAT: "v",
+    plans.TIME: "v",
+    plans.BOOLEAN: "vb",
+    plans.OPAQUE: "vd",
+    plans.OBJLNK: "vlo",
+}
+_CBOR_LABELS: Final[dict[str, int | str]] = {"vs": 3, "v": 2, "vb": 4, "vd": 8, "vlo": "vlo"}
+# The start of a record up to its value, built on first use, keyed by
+# ``resource id << 21 | (resource instance id + 1) << 4 | type code`` (instance id -1: none).
+_JSON_HEADS: Final[dict[int, str]] = {}
+_CBOR_HEADS: Final[dict[int, bytes]] = {}
+
+
+def _record_name(rid: int, ri: int) -> str:
+    return str(rid) if ri < 0 else f"{rid}/{ri}"
+
+
+def _json_head(key: int) -> str:
+    rid, ri, code = key >> 21, ((key >> 4) & 0x1FFFF) - 1, key & 0x0F
+    found = _JSON_HEADS[key] = (
+        f'{{"n":{_encode_json_string(_record_name(rid, ri))},"{_LABEL_OF_CODE[code]}":'
+    )
+    return found
+
+
+def _cbor_head(key: int) -> bytes:
+    rid, ri, code = key >> 21, ((key >> 4) & 0x1FFFF) - 1, key & 0x0F
+    label = _CBOR_LABELS[_LABEL_OF_CODE[code]]
+    label_item = text_item(label) if isinstance(label, str) else SMALL_UINTS[label]
+    found = _CBOR_HEADS[key] = b"\xa2\x00" + text_item(_record_name(rid, ri)) + label_item
+    return found
+
+
+def _json_value(code: int, value: object) -> str | None:
+    """The JSON text of a value of type ``code``, or None when it is not plainly valid."""
+    value_type = type(value)
+    if code == plans.STRING:
+        return _encode_json_string(value) if isinstance(value, str) and value_type is str else None
+    if code == plans.INTEGER or code == plans.UNSIGNED:
+        return int.__repr__(value) if isinstance(value, int) and value_type is int else None
+    if code == plans.TIME:
+        seconds = utc_seconds(value)
+        return None if seconds is None else int.__repr__(seconds)
+    if code == plans.FLOAT:
+        if isinstance(value, float) and value_type is float and math.isfinite(value):
+            return float.__repr__(value)
+        return None
+    if code == plans.BOOLEAN:
+        if value_type is bool:
+            return "true" if value else "false"
+        return None
+    if code == plans.OPAQUE:
+        return '"' + b64url_encode(value) + '"' if value_type is bytes else None  # type: ignore[arg-type]
+    if code == plans.OBJLNK and value_type is ObjectLink:
+        return '"' + str(value) + '"'
+    return None
+
+
+def _instance_json(instance: ObjectInstance, base: str) -> bytes | None:
+    """The SenML JSON pack of an instance with two or more values, or None (see above)."""
+    heads = _JSON_HEADS
+    codes = plans.TYPE_CODES
+    encode_string = _encode_json_string
+    parts: list[str] = []
+    append = parts.append
+    try:
+        for rid, resource in instance.resources.items():
+            code = codes[resource[1]]
+            if type(resource) is SingleResource:
+                value = resource[2]
+                if code == plans.STRING and type(value) is str:
+                    text: str | None = encode_string(value)
+                else:
+                    text = _json_value(code, value)
+                    if text is None:
+                        return None
+                key = rid << 21 | code
+                record_head = heads.get(key) or _json_head(key)
+                append(record_head + text + "}")  # type: ignore[operator]
+                continue
+            for ri, value in resource[2].items():  # type: ignore[union-attr]
+                if code == plans.INTEGER and type(value) is int:
+                    text = int.__repr__(value)
+                else:
+                    text = _json_value(code, value)
+                    if text is None:
+                        return None
+                key = rid << 21 | (ri + 1) << 4 | code
+                record_head = heads.get(key) or _json_head(key)
+                append(record_head + text + "}")
+        if len(parts) < 2:
+            return None
+        parts[0] = '{"bn":' + encode_string(base) + "," + parts[0][1:]
+        return ("[" + ",".join(parts) + "]").encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+
+
+def _instance_cbor(instance: ObjectInstance, base: str) -> bytes | None:
+    """The SenML CBOR pack of an instance with two or more values, or None (see above)."""
+    heads = _CBOR_HEADS
+    codes = plans.TYPE_CODES
+    small_uints = SMALL_UINTS
+    parts: list[bytes] = [b""]
+    append = parts.append
+    try:
+        for rid, resource in instance.resources.items():
+            code = codes[resource[1]]
+            if type(resource) is SingleResource:
+                value = resource[2]
+                if code == plans.STRING and type(value) is str:
+                    item: bytes | None = text_item(value)
+                else:
+                    item = value_item(code, value)
+                    if item is None:
+                        return None
+                key = rid << 21 | code
+                append(heads.get(key) or _cbor_head(key))
+                append(item)  # type: ignore[arg-type]
+                continue
+            for ri, value in resource[2].items():  # type: ignore[union-attr]
+                if code == plans.INTEGER and type(value) is int and 0 <= value <= 0xFF:
+                    item = small_uints[value]
+                else:
+                    item = value_item(code, value)
+                    if item is None:
+                        return None
+                key = rid << 21 | (ri + 1) << 4 | code
+                append(heads.get(key) or _cbor_head(key))
+                append(item)
+    except UnicodeEncodeError:
+        return None
+    count = (len(parts) - 1) // 2
+    if count < 2:
+        return None
+    parts[1] = b"\xa3\x21" + text_item(base) + parts[1][1:]
+    parts[0] = head(MAJOR_ARRAY, count)
+    return b"".join(parts)
+
+
 def _records_for(
     dialect: _Dialect,
     values: Iterable[tuple[str, ResourceType, Value]],
@@ -584,12 +912,50 @@ def _records_for(
     return records
 
 
+def _json_encoder() -> Callable[[Any], str]:
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``.
+
+    json.dumps with options builds an encoder per call, which costs as much as encoding a
+    small pack; this builds the C encoder once (when the interpreter has one).
+    """
+    options = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+    )
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return options.encode
+    try:
+        chunks = make(
+            None,  # markers: no cycle check, packs are flat
+            options.default,
+            json.encoder.encode_basestring,
+            None,  # indent
+            ":",
+            ",",
+            False,  # sort_keys
+            False,  # skipkeys
+            False,  # allow_nan
+        )
+        probe = [{"n": "é", "v": 1.5, "vb": True}]
+        if "".join(chunks(probe, 0)) != options.encode(probe):
+            return options.encode
+    except Exception:  # a different private signature: use the public path
+        return options.encode
+
+    def encode(obj: Any) -> str:
+        return "".join(chunks(obj, 0))
+
+    return encode
+
+
+_json_dumps: Final = _json_encoder()
+_encode_json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+
+
 def _serialise(dialect: _Dialect, records: list[dict[Any, Any]], error_path: object) -> bytes:
     if dialect.opaque_is_text:
         try:
-            return json.dumps(
-                records, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode()
+            return _json_dumps(records).encode()
         except ValueError as exc:
             raise InvalidValue(
                 dialect.fmt, error_path, f"not representable in JSON: {exc}"
@@ -608,6 +974,13 @@ def encode_senml(fmt: int, path: LwM2MPath, node: Node) -> bytes:
         records = _records_for(dialect, [("", node.type, node.value)], "", path)  # type: ignore[union-attr]
         records[0][dialect.n] = text
         return _serialise(dialect, records, path)
+    if node_type is ObjectInstance:
+        if dialect is JSON_DIALECT:
+            packed = _instance_json(node, text + "/")  # type: ignore[arg-type]
+        else:
+            packed = _instance_cbor(node, text + "/")  # type: ignore[arg-type]
+        if packed is not None:
+            return packed
     values = list(_relative_values(node, ""))
     if len(values) == 1:
         name, rtype, value = values[0]

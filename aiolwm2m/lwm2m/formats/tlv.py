@@ -12,9 +12,10 @@ float32 holds them exactly, else 8.
 
 from __future__ import annotations
 
+import datetime
 import struct
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 from ..errors import InvalidPayload, InvalidValue, PathNotAllowed, UnsupportedFormat
 from ..model.registry import ModelRegistry
@@ -26,6 +27,7 @@ from ..nodes import (
     Resource,
     ResourceInstance,
     SingleResource,
+    instance_from_values,
     instance_trusted,
     multiple_trusted,
     node_matches_path,
@@ -38,9 +40,11 @@ from ..values import (
     ObjectLink,
     ResourceType,
     Value,
+    link_from_ids,
     seconds_to_time,
     time_to_seconds,
 )
+from . import plans
 from .value_mapping import ResourceInfo, ValueMapper
 
 __all__ = ["decode_tlv", "encode_tlv"]
@@ -257,12 +261,153 @@ class _Encoder:
         )
 
 
-def encode_tlv(fmt: int, path: LwM2MPath, node: Node) -> bytes:
-    problem = node_matches_path(path, node)
-    if problem is not None:
-        raise PathNotAllowed(fmt, path, problem)
-    encoder = _Encoder(fmt)
+# --- encoding fast path ------------------------------------------------------------------------
+# Whole TLVs (header and value) of integers with a one-byte identifier, by value width.
+_PACK_HEADER: Final = struct.Struct(">BB").pack
+_PACK_HEADER_LENGTH: Final = struct.Struct(">BBB").pack
+_PACK_INT8: Final = struct.Struct(">BBb").pack
+_PACK_INT16: Final = struct.Struct(">BBh").pack
+_PACK_INT32: Final = struct.Struct(">BBi").pack
+_PACK_OBJLNK: Final = struct.Struct(">BBHH").pack
+_STRING: Final = ResourceType.STRING
+_INTEGER: Final = ResourceType.INTEGER
+_TIME: Final = ResourceType.TIME
+_OBJLNK_TYPE: Final = ResourceType.OBJLNK
+_UTC: Final = datetime.UTC
+
+
+def _plain_bytes(rtype: ResourceType, value: Value) -> bytes | None:
+    """The TLV value of ``value``, or None when the general path must report a problem."""
     try:
+        return _ENCODERS[rtype](value)
+    except (ValueError, TypeError, AttributeError, OverflowError, struct.error):
+        return None
+
+
+def _append_tlv(parts: list[bytes], kind: int, ident: int, data: bytes) -> None:
+    length = len(data)
+    if ident > 0xFF or length > 0xFF:
+        parts.append(_header(kind >> 6, ident, length))
+    elif length < 8:
+        parts.append(_PACK_HEADER(kind | length, ident))
+    else:
+        parts.append(_PACK_HEADER_LENGTH(kind | 0x08, ident, length))
+    parts.append(data)
+
+
+def _append_value(
+    parts: list[bytes], kind: int, ident: int, rtype: ResourceType, value: Value
+) -> bool:
+    """Append the TLV of one value with a one-byte identifier; False if it needs _Encoder."""
+    if rtype is _STRING and type(value) is str:
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        length = len(data)
+        if length < 8:
+            parts.append(_PACK_HEADER(kind | length, ident))
+        elif length <= 0xFF:
+            parts.append(_PACK_HEADER_LENGTH(kind | 0x08, ident, length))
+        else:
+            parts.append(_header(kind >> 6, ident, length))
+        parts.append(data)
+        return True
+    if rtype is _INTEGER and type(value) is int:
+        number = value
+    elif rtype is _TIME and type(value) is datetime.datetime and value.tzinfo is _UTC:
+        number = time_to_seconds(value)
+    elif rtype is _OBJLNK_TYPE and type(value) is ObjectLink:
+        parts.append(_PACK_OBJLNK(kind | 4, ident, value.object_id, value.instance_id))
+        return True
+    else:
+        number = None
+    if number is not None and -0x80000000 <= number <= 0x7FFFFFFF:
+        if -0x80 <= number <= 0x7F:
+            parts.append(_PACK_INT8(kind | 1, ident, number))
+        elif -0x8000 <= number <= 0x7FFF:
+            parts.append(_PACK_INT16(kind | 2, ident, number))
+        else:
+            parts.append(_PACK_INT32(kind | 4, ident, number))
+        return True
+    encoded = _plain_bytes(rtype, value)
+    if encoded is None:
+        return False
+    _append_tlv(parts, kind, ident, encoded)
+    return True
+
+
+def _instance_body_plain(instance: ObjectInstance) -> bytes | None:
+    """The resource TLVs of ``instance``; None when one needs _Encoder (to report it)."""
+    parts: list[bytes] = []
+    append = parts.append
+    for rid, resource in instance.resources.items():
+        if rid > 0xFF:
+            return None
+        rtype = resource[1]
+        if type(resource) is SingleResource:
+            value: Any = resource[2]
+            if rtype is _STRING and type(value) is str:
+                try:
+                    data = value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return None
+                length = len(data)
+                if length < 8:
+                    append(_PACK_HEADER(0xC0 | length, rid))
+                elif length <= 0xFF:
+                    append(_PACK_HEADER_LENGTH(0xC8, rid, length))
+                else:
+                    append(_header(RESOURCE_VALUE, rid, length))
+                append(data)
+            elif rtype is _INTEGER and type(value) is int and -0x8000 <= value <= 0x7FFF:
+                if -0x80 <= value <= 0x7F:
+                    append(_PACK_INT8(0xC1, rid, value))
+                else:
+                    append(_PACK_INT16(0xC2, rid, value))
+            elif not _append_value(parts, 0xC0, rid, rtype, value):
+                return None
+            continue
+        inner: list[bytes] = []
+        instances: Mapping[int, Value] = resource[2]  # type: ignore[assignment]
+        if rtype is _INTEGER:
+            for ri, value in instances.items():
+                if ri > 0xFF:
+                    return None
+                if type(value) is int and -0x80 <= value <= 0x7F:
+                    inner.append(_PACK_INT8(0x41, ri, value))
+                elif type(value) is int and -0x8000 <= value <= 0x7FFF:
+                    inner.append(_PACK_INT16(0x42, ri, value))
+                elif not _append_value(inner, 0x40, ri, rtype, value):
+                    return None
+        else:
+            for ri, value in instances.items():
+                if ri > 0xFF or not _append_value(inner, 0x40, ri, rtype, value):
+                    return None
+        data = b"".join(inner)
+        length = len(data)
+        if length < 8:
+            append(_PACK_HEADER(0x80 | length, rid))
+        elif length <= 0xFF:
+            append(_PACK_HEADER_LENGTH(0x88, rid, length))
+        else:
+            append(_header(MULTIPLE_RESOURCE, rid, length))
+        append(data)
+    return b"".join(parts)
+
+
+def encode_tlv(fmt: int, path: LwM2MPath, node: Node) -> bytes:
+    instance_read = type(node) is ObjectInstance and len(path) == 2 and node[0] == path[1]
+    if not instance_read:
+        problem = node_matches_path(path, node)
+        if problem is not None:
+            raise PathNotAllowed(fmt, path, problem)
+    try:
+        if instance_read:
+            plain = _instance_body_plain(node)  # type: ignore[arg-type]
+            if plain is not None:
+                return plain
+        encoder = _Encoder(fmt)
         node_type = type(node)
         if node_type is ObjectInstance:
             return encoder.instance_body(path, node)  # type: ignore[arg-type]
@@ -274,7 +419,9 @@ def encode_tlv(fmt: int, path: LwM2MPath, node: Node) -> bytes:
         assert isinstance(node, LwM2MObject)
         chunks = []
         for iid, instance in node.instances.items():
-            body = encoder.instance_body(path_from_trusted_ids((*path, iid)), instance)
+            body = _instance_body_plain(instance)
+            if body is None:
+                body = encoder.instance_body(path_from_trusted_ids((*path, iid)), instance)
             chunks.append(_header(OBJECT_INSTANCE, iid, len(body)) + body)
         return b"".join(chunks)
     except ValueError as exc:
@@ -384,9 +531,311 @@ class _Decoder:
         return instance_trusted(path[1], resources)
 
 
+# --- decoding fast path ------------------------------------------------------------------------
+# Indexed by value length; None where the length is not a valid width.
+_SIGNED_AT: Final = (
+    None,
+    struct.Struct(">b").unpack_from,
+    struct.Struct(">h").unpack_from,
+    None,
+    struct.Struct(">i").unpack_from,
+    None,
+    None,
+    None,
+    struct.Struct(">q").unpack_from,
+)
+_UNSIGNED_AT: Final = (
+    None,
+    struct.Struct(">B").unpack_from,
+    struct.Struct(">H").unpack_from,
+    None,
+    struct.Struct(">I").unpack_from,
+    None,
+    None,
+    None,
+    struct.Struct(">Q").unpack_from,
+)
+_FLOAT_AT: Final = (None, None, None, None, _FLOAT32.unpack_from, None, None, None, None)
+_OBJLNK_AT: Final = _OBJLNK.unpack_from
+_BAIL: Final = object()
+_LAYOUTS: Final = "tlv-layouts"
+
+
+def _plain_value(code: int, data: bytes, start: int, end: int) -> Any:
+    """The value of ``data[start:end]`` for a resource of type ``code``; _BAIL when invalid."""
+    length = end - start
+    if length > 8:
+        if code == plans.STRING:
+            try:
+                return data[start:end].decode("utf-8")
+            except UnicodeDecodeError:
+                return _BAIL
+        return data[start:end] if code == plans.OPAQUE else _BAIL
+    try:
+        if code == plans.STRING:
+            return data[start:end].decode("utf-8")
+        if code == plans.INTEGER:
+            unpack = _SIGNED_AT[length]
+            return _BAIL if unpack is None else unpack(data, start)[0]
+        if code == plans.TIME:
+            unpack = _SIGNED_AT[length]
+            return _BAIL if unpack is None else seconds_to_time(unpack(data, start)[0])
+        if code == plans.OBJLNK:
+            return link_from_ids(*_OBJLNK_AT(data, start)) if length == 4 else _BAIL
+        if code == plans.UNSIGNED:
+            unpack = _UNSIGNED_AT[length]
+            return _BAIL if unpack is None else unpack(data, start)[0]
+        if code == plans.FLOAT:
+            if length == 8:
+                return _FLOAT64.unpack_from(data, start)[0]
+            unpack = _FLOAT_AT[length]
+            return _BAIL if unpack is None else unpack(data, start)[0]
+        if code == plans.BOOLEAN:
+            return (data[start] == 1) if length == 1 and data[start] <= 1 else _BAIL
+        if code == plans.OPAQUE:
+            return data[start:end]
+    except (UnicodeDecodeError, InvalidValue):
+        pass
+    return _BAIL
+
+
+def _instance_plain(
+    data: bytes, pos: int, end: int, iid: int, plan: plans.ObjectPlan
+) -> ObjectInstance | None:
+    """The resource TLVs in ``data[pos:end]`` as an instance, or None to leave it to _Decoder.
+
+    Takes well-formed TLVs of resources the model defines, with their defined multiplicity
+    and valid values, and gives up on anything else: _Decoder then decides and reports.
+    """
+    values: dict[int, object] = {}
+    codes = plan.codes
+    signed = _SIGNED_AT
+    try:
+        while pos < end:
+            first = data[pos]
+            if first & 0x20:
+                rid = data[pos + 1] << 8 | data[pos + 2]
+                p = pos + 3
+            else:
+                rid = data[pos + 1]
+                p = pos + 2
+            width = first & 0x18
+            if not width:
+                pos = p + (first & 0x07)
+            elif width == 0x08:
+                pos = p + 1 + data[p]
+                p += 1
+            else:
+                return None
+            code = codes.get(rid)
+            if pos > end or code is None or rid in values:
+                return None
+            if first >= 0xC0:
+                if code == plans.STRING:
+                    values[rid] = data[p:pos].decode("utf-8")
+                elif code == plans.INTEGER and 0 < pos - p < 3:
+                    values[rid] = signed[pos - p](data, p)[0]  # type: ignore[misc]
+                else:
+                    value = _plain_value(code, data, p, pos)
+                    if value is _BAIL or code >= plans.MULTIPLE:
+                        return None
+                    values[rid] = value
+                continue
+            if not 0x80 <= first < 0xC0 or code < plans.MULTIPLE:
+                return None
+            code -= plans.MULTIPLE
+            instances: dict[int, Value] = {}
+            while p < pos:
+                first = data[p]
+                if first & 0x20:
+                    ri = data[p + 1] << 8 | data[p + 2]
+                    start = p + 3
+                else:
+                    ri = data[p + 1]
+                    start = p + 2
+                width = first & 0x18
+                if not width:
+                    p = start + (first & 0x07)
+                elif width == 0x08:
+                    p = start + 1 + data[start]
+                    start += 1
+                else:
+                    return None
+                if p > pos or not 0x40 <= first < 0x80 or ri in instances:
+                    return None
+                if code == plans.INTEGER and 0 < p - start < 3:
+                    instances[ri] = signed[p - start](data, start)[0]  # type: ignore[misc]
+                else:
+                    value = _plain_value(code, data, start, p)
+                    if value is _BAIL:
+                        return None
+                    instances[ri] = value
+            values[rid] = instances
+    except (IndexError, UnicodeDecodeError):
+        return None
+    return instance_from_values(iid, values, plan.rtypes)
+
+
+# --- decoding known layouts ---------------------------------------------------------------------
+# Walking the TLV headers byte by byte is most of what decoding costs, and a device answers the
+# reads of one object with payloads of the same layout (the same resources, value lengths and so
+# headers) most of the time. A layout the fast path has accepted is therefore kept, keyed by the
+# payload size, as two structs: one reading every header byte (skipping values), compared with
+# the recorded header bytes, and one reading every value (skipping headers). Equal header bytes
+# at equal offsets in a payload of equal size mean the same parse, hence the same structural
+# checks; only the values are new, and they are checked as they are converted.
+_VALUE_FIELDS: Final = {
+    plans.INTEGER: {1: "b", 2: "h", 4: "i", 8: "q"},
+    plans.TIME: {1: "b", 2: "h", 4: "i", 8: "q"},
+    plans.UNSIGNED: {1: "B", 2: "H", 4: "I", 8: "Q"},
+    plans.FLOAT: {4: "f", 8: "d"},
+    plans.BOOLEAN: {1: "B"},
+    plans.OBJLNK: {4: "HH"},
+}
+# (resource id, type code, index of the value field, None) for a single resource;
+# (resource id, type code, -1, ((resource instance id, field index), ...)) for a multiple one.
+_Step = tuple[int, int, int, "tuple[tuple[int, int], ...] | None"]
+
+
+class _Layout:
+    __slots__ = ("expected", "headers", "steps", "values")
+
+    def __init__(
+        self, headers: str, expected: tuple[int, ...], values: str, steps: tuple[_Step, ...]
+    ) -> None:
+        self.headers = struct.Struct(headers).unpack
+        self.expected = expected
+        self.values = struct.Struct(values).unpack
+        self.steps = steps
+
+
+def _record_layout(data: bytes, codes: dict[int, int]) -> _Layout:
+    """The layout of an instance payload that :func:`_instance_plain` has accepted."""
+    header_format = [">"]
+    value_format = [">"]
+    expected: list[int] = []
+    steps: list[_Step] = []
+    fields = 0
+
+    def header(pos: int) -> tuple[int, int, int]:
+        """(identifier, value start, value end); the fast path took 1-byte lengths at most."""
+        first = data[pos]
+        if first & 0x20:
+            ident, start = data[pos + 1] << 8 | data[pos + 2], pos + 3
+        else:
+            ident, start = data[pos + 1], pos + 2
+        if first & 0x18:
+            length, start = data[start], start + 1
+        else:
+            length = first & 0x07
+        header_format.append("B" * (start - pos))
+        value_format.append(f"{start - pos}x")
+        expected.extend(data[pos:start])
+        return ident, start, start + length
+
+    def value(code: int, length: int) -> int:
+        nonlocal fields
+        header_format.append(f"{length}x")
+        widths = _VALUE_FIELDS.get(code)
+        value_format.append(f"{length}s" if widths is None else widths[length])
+        fields += 2 if code == plans.OBJLNK else 1
+        return fields - (2 if code == plans.OBJLNK else 1)
+
+    pos = 0
+    while pos < len(data):
+        rid, start, pos = header(pos)
+        code = codes[rid]
+        if code < plans.MULTIPLE:
+            steps.append((rid, code, value(code, pos - start), None))
+            continue
+        code -= plans.MULTIPLE
+        instances = []
+        while start < pos:
+            ri, value_start, start = header(start)
+            instances.append((ri, value(code, start - value_start)))
+        steps.append((rid, code, -1, tuple(instances)))
+    return _Layout("".join(header_format), tuple(expected), "".join(value_format), tuple(steps))
+
+
+def _layout_value(code: int, fields: tuple[Any, ...], index: int) -> Any:
+    """The value of field ``index`` (already a valid width) for type ``code``; _BAIL if invalid."""
+    raw = fields[index]
+    if code == plans.STRING:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _BAIL
+    if code == plans.TIME:
+        try:
+            return seconds_to_time(raw)
+        except InvalidValue:
+            return _BAIL
+    if code == plans.OBJLNK:
+        return link_from_ids(raw, fields[index + 1])
+    if code == plans.BOOLEAN:
+        return _BAIL if raw > 1 else raw == 1
+    return raw  # integers, floats, opaque bytes
+
+
+def _instance_from_layout(
+    layout: _Layout, data: bytes, iid: int, plan: plans.ObjectPlan
+) -> ObjectInstance | None:
+    if layout.headers(data) != layout.expected:
+        return None
+    fields = layout.values(data)
+    values: dict[int, object] = {}
+    for rid, code, index, instances in layout.steps:
+        if instances is None:
+            if code == plans.INTEGER:
+                values[rid] = fields[index]
+                continue
+            if code == plans.STRING:
+                try:
+                    values[rid] = fields[index].decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+                continue
+            value = _layout_value(code, fields, index)
+            if value is _BAIL:
+                return None
+            values[rid] = value
+            continue
+        converted: dict[int, Value] = {}
+        for ri, index in instances:
+            value = fields[index] if code == plans.INTEGER else _layout_value(code, fields, index)
+            if value is _BAIL:
+                return None
+            converted[ri] = value
+        values[rid] = converted
+    return instance_from_values(iid, values, plan.rtypes)
+
+
+def _decode_instance(payload: bytes, iid: int, plan: plans.ObjectPlan) -> ObjectInstance | None:
+    """An instance payload through the fast paths, or None to leave it to _Decoder."""
+    layouts: plans.LayoutCache[_Layout] | None = plan.scratch.get(_LAYOUTS)
+    if layouts is None:
+        layouts = plan.scratch[_LAYOUTS] = plans.LayoutCache()
+    layout = layouts.by_size.get(len(payload))
+    if layout is not None:
+        found = _instance_from_layout(layout, payload, iid, plan)
+        if found is not None:
+            layouts.misses = 0
+            return found
+    plain = _instance_plain(payload, 0, len(payload), iid, plan)
+    if plain is not None and layouts.should_record():
+        layouts.store(len(payload), _record_layout(payload, plan.codes))
+    return plain
+
+
 def decode_tlv(fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry | None) -> Node:
     if not path:
         raise UnsupportedFormat(fmt, path, "TLV cannot carry the root")
+    if len(path) == 2:
+        plan = plans.object_plan(model, path[0])
+        if plan is not None:
+            plain = _decode_instance(payload, path[1], plan)
+            if plain is not None:
+                return plain
     decoder = _Decoder(fmt, payload, model)
     items = _split(fmt, payload, 0, len(payload), path)
     depth = len(path)
