@@ -25,11 +25,11 @@ import heapq
 import logging
 import math
 import socket
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiolwm2m.coap.block import BERT_SZX
-from aiolwm2m.coap.errors import CoapError, EndpointClosed
+from aiolwm2m.coap.errors import EndpointClosed
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import Exchange
 from aiolwm2m.coap.observe import Observation, ObserverRegistry
@@ -54,6 +54,7 @@ from aiolwm2m.coap.tcp_framing import frame_size
 
 from .dispatch import RequestDispatcher
 from .site import Site
+from .subscription import ResponseSink, Subscription
 from .tcp_events import ConnectionEvents, Disconnected
 from .tcp_link import Address, PeerKey, StreamPeer, TcpLink, peer_key
 
@@ -62,73 +63,9 @@ if TYPE_CHECKING:
 
     from .tls import TlsClientSecurity, TlsServerSecurity, TlsStream
 
-__all__ = ["StreamPeer", "TcpEndpoint", "TcpParameters", "TcpSubscription", "peer_key"]
+__all__ = ["StreamPeer", "TcpEndpoint", "TcpParameters", "peer_key"]
 
 log = logging.getLogger(__name__)
-
-
-class ResponseSink(Protocol):
-    def on_response(self, msg: Message) -> None: ...
-
-    def on_error(self, error: BaseException) -> None: ...
-
-
-class TcpSubscription:
-    """An observation we hold over a stream: iterate it for the notifications."""
-
-    def __init__(self, endpoint: TcpEndpoint, request: Message, remote: Address) -> None:
-        self.endpoint = endpoint
-        self.request = request
-        self.remote = remote
-        self.exchange: Exchange | None = None
-        self.first: asyncio.Future[Message] = endpoint.loop.create_future()
-        self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
-        self.active = True
-
-    def on_response(self, msg: Message) -> None:
-        if not self.first.done():
-            self.first.set_result(msg)
-            if msg.observe is None:
-                self.active = False
-            return
-        self._queue.put_nowait(msg)
-
-    def on_error(self, error: BaseException) -> None:
-        self.active = False
-        if not self.first.done():
-            self.first.set_exception(error)
-        else:
-            self._queue.put_nowait(error)
-
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self
-
-    async def __anext__(self) -> Message:
-        if not self.active and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise StopAsyncIteration from item
-        if item.observe is None:
-            self.active = False
-        block = item.block2
-        if block is not None and block.more:
-            item = await self.endpoint.complete_blocks(self.request, item, self.remote)
-        return item
-
-    async def cancel(self, *, active: bool = True) -> None:
-        """Stop observing; ``active`` (the default) also deregisters with GET Observe=1,
-        the only way over TCP, where there is no Reset (RFC 8323 section 7.1)."""
-        if self.exchange is not None:
-            self.endpoint.forget(self.exchange)
-        was_active = self.active
-        self.active = False
-        self._queue.put_nowait(EndpointClosed("observation cancelled"))
-        if active and was_active and not self.endpoint.closed:
-            req = self.request.copy()
-            req.observe = 1
-            with contextlib.suppress(CoapError):
-                await self.endpoint.request(req, self.remote, timeout=10.0)
 
 
 class TcpEndpoint:
@@ -467,7 +404,7 @@ class TcpEndpoint:
             collector.add(await self._exchange(link, nxt, timeout))
         return collector.result()
 
-    async def observe(self, request: Message, remote: Address) -> TcpSubscription:
+    async def observe(self, request: Message, remote: Address) -> Subscription:
         """Register an observation; ``first`` of the result holds the initial response and
         iterating it yields the notifications until the observation or connection ends."""
         link = await self._link_for(remote)
@@ -475,7 +412,7 @@ class TcpEndpoint:
             request.observe = 0
         if not request.token:
             request.token = new_token()
-        sub = TcpSubscription(self, request.copy(), link.peer)
+        sub = Subscription(self, request.copy(), link.peer)
         ex = self._start(link, request, sub)
         sub.exchange = ex
         first = await sub.first

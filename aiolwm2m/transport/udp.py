@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import ipaddress
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from aiolwm2m.coap.blockwise import Block1Sender, Block2Collector
-from aiolwm2m.coap.errors import CoapError, EndpointClosed
+from aiolwm2m.coap.errors import EndpointClosed
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import (
     Exchange,
@@ -34,78 +33,12 @@ from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
 
 from .dispatch import RequestDispatcher
 from .site import Site
+from .subscription import ResponseSink, Subscription
 
 log = logging.getLogger(__name__)
 
 Address = tuple[Any, ...]
 RECEIVE_BATCH = 256
-
-
-class ResponseSink(Protocol):
-    """Receives the responses of a long-lived exchange (an observation)."""
-
-    def on_response(self, msg: Message) -> None: ...
-
-    def on_error(self, error: BaseException) -> None: ...
-
-
-class Subscription:
-    """An observation we hold on a remote resource: iterate to receive notifications."""
-
-    def __init__(self, endpoint: UdpEndpoint, request: Message, remote: Address) -> None:
-        self.endpoint = endpoint
-        self.request = request
-        self.remote = remote
-        self.exchange: Exchange | None = None
-        self.first: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
-        self.active = True
-
-    def on_response(self, msg: Message) -> None:
-        if not self.first.done():
-            self.first.set_result(msg)
-            if msg.observe is None:
-                self.active = False
-            return
-        self._queue.put_nowait(msg)
-
-    def on_error(self, error: BaseException) -> None:
-        self.active = False
-        if not self.first.done():
-            self.first.set_exception(error)
-        else:
-            self._queue.put_nowait(error)
-
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self
-
-    async def __anext__(self) -> Message:
-        if not self.active and self._queue.empty():
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise StopAsyncIteration from item
-        if item.observe is None:
-            self.active = False
-        block = item.block2
-        if block is not None and block.more:
-            item = await self.endpoint.complete_blocks(self.request, item, self.remote)
-        return item
-
-    async def cancel(self, *, active: bool = True) -> None:
-        """Stop observing: actively with GET Observe=1 (the default), or passively by
-        forgetting the token so the next notification is answered with a Reset."""
-        if self.exchange is not None:
-            self.endpoint.layer.cancel(self.exchange, self.endpoint.clock())
-        was_active = self.active
-        self.active = False
-        self._queue.put_nowait(EndpointClosed("observation cancelled"))
-        if active and was_active and not self.endpoint.closed:
-            req = self.request.copy()
-            req.observe = 1
-            req.mid = 0
-            with contextlib.suppress(CoapError):
-                await self.endpoint.request(req, self.remote, timeout=10.0)
 
 
 class UdpEndpoint:
