@@ -6,6 +6,7 @@ STORE is ``sqlite`` (durable: every 2.01 waits for its group commit) or ``memory
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -15,8 +16,9 @@ from aiolwm2m.server import LwM2MServer, ServerConfig
 
 async def run(store: str) -> None:
     with tempfile.TemporaryDirectory(prefix="aiolwm2m-bench-") as tmp:
-        server = LwM2MServer(ServerConfig(host="127.0.0.1", port=0, store=store,
-                                          data_dir=Path(tmp)))
+        server = LwM2MServer(ServerConfig(
+            host="127.0.0.1", port=0, store=store, data_dir=Path(tmp),
+            sqlite_synchronous=os.environ.get("AIOLWM2M_BENCH_SYNCHRONOUS", "FULL")))
         await server.start()
         print(f"ready {server.port}", flush=True)
         try:
