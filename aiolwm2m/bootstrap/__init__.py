@@ -1,4 +1,5 @@
-"""The LwM2M Bootstrap-Server: per-endpoint configurations and bootstrap sessions."""
+"""The LwM2M Bootstrap-Server: per-endpoint configurations and bootstrap sessions, over
+coap://, coaps://, coap+tcp:// and coaps+tcp://, and the credentials it provisions."""
 
 from .configuration import (
     DEFAULT_ENDPOINT,
@@ -10,6 +11,7 @@ from .configuration import (
     ServerAccountConfig,
     load_config_file,
 )
+from .credentials import AccountCredentials, BootstrapCredentials, CredentialsError
 from .events import (
     BootstrapEvent,
     RequestAnswered,
@@ -18,17 +20,21 @@ from .events import (
     SessionFinished,
     SessionStarted,
 )
-from .server import BootstrapServer, BootstrapServerConfig
+from .server import BootstrapCredentialLookup, BootstrapServer, BootstrapServerConfig
 from .session import BootstrapSession, plan
 
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "AccountCredentials",
     "AclConfig",
+    "BootstrapCredentialLookup",
+    "BootstrapCredentials",
     "BootstrapEvent",
     "BootstrapServer",
     "BootstrapServerConfig",
     "BootstrapSession",
     "ConfigurationError",
+    "CredentialsError",
     "EndpointConfig",
     "InstanceWrite",
     "RequestAnswered",

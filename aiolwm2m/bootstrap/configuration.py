@@ -21,6 +21,14 @@ the Python API or a TOML / JSON file::
     short_server_id = 1
     lifetime = 300
     binding = "U"
+
+    [endpoints."dev-1".bootstrap_credentials]   # how dev-1 must authenticate to us
+    psk_identity = "text:dev-1"                 # or rpk_public_key (hex DER) / x509_identity
+    psk_key = "000102030405060708090a0b0c0d0e0f"
+
+Security instances may also give ``sni`` and ``certificate_usage`` (0-3, resource 15);
+``server_public_key`` is the server's SubjectPublicKeyInfo (RPK) or the certificate the
+usage names (DER, hex). Bootstrap credentials belong to one endpoint, never to ``"*"``.
 """
 
 from __future__ import annotations
@@ -32,7 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiolwm2m.coap.uri import UriError, parse_uri
 from aiolwm2m.lwm2m.path import LwM2MPath
+from aiolwm2m.store.records import SecurityInfo
+
+from .credentials import AccountCredentials, BootstrapCredentials, CredentialsError
 
 DEFAULT_ENDPOINT = "*"
 SECURITY_MODES = {"psk": 0, "rpk": 1, "x509": 2, "certificate": 2, "nosec": 3, "est": 4}
@@ -42,7 +54,7 @@ class ConfigurationError(ValueError):
     """A bootstrap configuration is malformed; the message names the field."""
 
 
-def _bytes(value: Any, what: str) -> bytes:
+def bytes_value(value: Any, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
     if not isinstance(value, str):
@@ -78,7 +90,7 @@ def _int(d: Mapping[str, Any], key: str, what: str, default: int | None = None) 
     return value
 
 
-def _known(d: Mapping[str, Any], allowed: Iterable[str], what: str) -> None:
+def check_known(d: Mapping[str, Any], allowed: Iterable[str], what: str) -> None:
     unknown = set(d) - set(allowed)
     if unknown:
         raise ConfigurationError(f"{what}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -99,13 +111,23 @@ class SecurityConfig:
     client_hold_off_time: int | None = None
     bootstrap_account_timeout: int | None = None
     sni: str | None = None
+    #: Resource 15 (0-3, RFC 6698 usages); the client assumes 3 when it is absent.
+    certificate_usage: int | None = None
+
+    @classmethod
+    def for_account(cls, instance_id: int, server_uri: str, short_server_id: int,
+                    credentials: AccountCredentials) -> SecurityConfig:
+        """An LwM2M server account's Security instance carrying ``credentials``."""
+        return cls(instance_id, server_uri, short_server_id=short_server_id,
+                   **credentials.resource_values())
 
     def values(self) -> dict[int, Any]:
         out: dict[int, Any] = {0: self.server_uri, 1: self.bootstrap_server,
                                2: self.security_mode, 3: self.public_key_or_identity,
                                4: self.server_public_key, 5: self.secret_key}
         for rid, value in ((10, self.short_server_id), (11, self.client_hold_off_time),
-                           (12, self.bootstrap_account_timeout), (14, self.sni)):
+                           (12, self.bootstrap_account_timeout), (14, self.sni),
+                           (15, self.certificate_usage)):
             if value is not None:
                 out[rid] = value
         return out
@@ -119,17 +141,17 @@ class SecurityConfig:
             if value:
                 d[name] = _bytes_text(value)
         for name in ("short_server_id", "client_hold_off_time", "bootstrap_account_timeout",
-                     "sni"):
+                     "sni", "certificate_usage"):
             if getattr(self, name) is not None:
                 d[name] = getattr(self, name)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], what: str = "security") -> SecurityConfig:
-        _known(d, ("instance_id", "server_uri", "bootstrap_server", "security_mode",
+        check_known(d, ("instance_id", "server_uri", "bootstrap_server", "security_mode",
                    "public_key_or_identity", "server_public_key", "secret_key",
                    "short_server_id", "client_hold_off_time", "bootstrap_account_timeout",
-                   "sni"), what)
+                   "sni", "certificate_usage"), what)
         uri = d.get("server_uri")
         if not isinstance(uri, str) or not uri:
             raise ConfigurationError(f"{what}.server_uri is required")
@@ -142,13 +164,17 @@ class SecurityConfig:
             raise ConfigurationError(f"{what}.short_server_id is required for an LwM2M "
                                      "server account")
         sni = d.get("sni")
+        usage = _int(d, "certificate_usage", what)
+        if usage is not None and not 0 <= usage <= 3:
+            raise ConfigurationError(f"{what}.certificate_usage {usage} is outside 0..3")
         return cls(iid, uri, bs, _mode(d.get("security_mode", 3)),
-                   _bytes(d.get("public_key_or_identity", b""), f"{what}.public_key_or_identity"),
-                   _bytes(d.get("server_public_key", b""), f"{what}.server_public_key"),
-                   _bytes(d.get("secret_key", b""), f"{what}.secret_key"), ssid,
+                   bytes_value(d.get("public_key_or_identity", b""),
+                               f"{what}.public_key_or_identity"),
+                   bytes_value(d.get("server_public_key", b""), f"{what}.server_public_key"),
+                   bytes_value(d.get("secret_key", b""), f"{what}.secret_key"), ssid,
                    _int(d, "client_hold_off_time", what),
                    _int(d, "bootstrap_account_timeout", what),
-                   str(sni) if sni is not None else None)
+                   str(sni) if sni is not None else None, usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +217,7 @@ class ServerAccountConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], what: str = "servers") -> ServerAccountConfig:
-        _known(d, ("instance_id", "short_server_id", "lifetime", "binding",
+        check_known(d, ("instance_id", "short_server_id", "lifetime", "binding",
                    "default_min_period", "default_max_period", "disable_timeout",
                    "notification_storing", "mute_send", "bootstrap_on_registration_failure"),
                what)
@@ -233,7 +259,8 @@ class AclConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], what: str = "acls") -> AclConfig:
-        _known(d, ("instance_id", "object_id", "object_instance_id", "owner", "acl"), what)
+        check_known(d, ("instance_id", "object_id", "object_instance_id", "owner", "acl"),
+                    what)
         iid, oid, target, owner = (_int(d, k, what) for k in (
             "instance_id", "object_id", "object_instance_id", "owner"))
         if iid is None or oid is None or target is None or owner is None:
@@ -262,7 +289,7 @@ class InstanceWrite:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], what: str = "writes") -> InstanceWrite:
-        _known(d, ("path", "values"), what)
+        check_known(d, ("path", "values"), what)
         try:
             path = LwM2MPath.parse(str(d.get("path")))
         except ValueError as e:
@@ -290,6 +317,9 @@ class EndpointConfig:
     delete: tuple[LwM2MPath, ...] = (LwM2MPath(0), LwM2MPath(1))
     discover: bool = False
     content_format: int | None = None
+    #: How this endpoint must authenticate to the Bootstrap-Server (None: as the security
+    #: store says, or NoSec when it has nothing for the endpoint either).
+    bootstrap_credentials: BootstrapCredentials | None = None
 
     def __post_init__(self) -> None:
         ssids = {s.short_server_id for s in self.servers}
@@ -305,11 +335,39 @@ class EndpointConfig:
 
     @classmethod
     def for_server(cls, uri: str, short_server_id: int = 1, *, lifetime: int = 300,
-                   binding: str = "U", security_instance: int = 1, **server: Any
+                   binding: str | None = None, security_instance: int = 1,
+                   security: AccountCredentials | SecurityInfo | None = None,
+                   bootstrap_credentials: BootstrapCredentials | None = None, **server: Any
                    ) -> EndpointConfig:
-        """The common case: one NoSec LwM2M server account."""
-        return cls((SecurityConfig(security_instance, uri, short_server_id=short_server_id),),
-                   (ServerAccountConfig(0, short_server_id, lifetime, binding, **server),))
+        """The common case: one LwM2M server account. NoSec without ``security``; else the
+        account's credentials, as :class:`AccountCredentials` or, for a PSK, the
+        :class:`SecurityInfo` the LwM2M server's security store holds for the endpoint
+        (RPK and X.509 entries lack the private parts: use
+        ``AccountCredentials.from_security_info``). ``binding`` defaults to the URI's
+        transport: T for coap+tcp:// and coaps+tcp://, else U."""
+        try:
+            parsed = parse_uri(uri)
+        except UriError as e:
+            raise ConfigurationError(f"server URI: {e}") from None
+        if binding is None:
+            binding = "T" if parsed.reliable else "U"
+        if isinstance(security, SecurityInfo):
+            try:
+                security = AccountCredentials.from_security_info(security)
+            except CredentialsError as e:
+                raise ConfigurationError(str(e)) from None
+        if security is None or security.mode == 3:
+            if parsed.secure:
+                raise ConfigurationError(f"{uri} needs credentials (security=...)")
+            sec = SecurityConfig(security_instance, uri, short_server_id=short_server_id)
+        else:
+            if not parsed.secure:
+                raise ConfigurationError(f"{security.mode_name} credentials need a coaps:// "
+                                         f"or coaps+tcp:// URI, not {uri}")
+            sec = SecurityConfig.for_account(security_instance, uri, short_server_id, security)
+        return cls((sec,), (ServerAccountConfig(0, short_server_id, lifetime, binding,
+                                                **server),),
+                   bootstrap_credentials=bootstrap_credentials)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -322,12 +380,14 @@ class EndpointConfig:
         }
         if self.content_format is not None:
             d["content_format"] = self.content_format
+        if self.bootstrap_credentials is not None:
+            d["bootstrap_credentials"] = self.bootstrap_credentials.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], what: str = "endpoint") -> EndpointConfig:
-        _known(d, ("security", "servers", "acls", "writes", "delete", "discover",
-                   "content_format"), what)
+        check_known(d, ("security", "servers", "acls", "writes", "delete", "discover",
+                        "content_format", "bootstrap_credentials"), what)
 
         def items(key: str) -> list[Mapping[str, Any]]:
             value = d.get(key, [])
@@ -340,6 +400,9 @@ class EndpointConfig:
         except ValueError as e:
             raise ConfigurationError(f"{what}.delete: {e}") from None
         cf = d.get("content_format")
+        creds = d.get("bootstrap_credentials")
+        if creds is not None and not isinstance(creds, Mapping):
+            raise ConfigurationError(f"{what}.bootstrap_credentials must be a table")
         return cls(
             tuple(SecurityConfig.from_dict(s, f"{what}.security[{i}]")
                   for i, s in enumerate(items("security"))),
@@ -349,7 +412,25 @@ class EndpointConfig:
                   for i, a in enumerate(items("acls"))),
             tuple(InstanceWrite.from_dict(w, f"{what}.writes[{i}]")
                   for i, w in enumerate(items("writes"))),
-            delete, bool(d.get("discover", False)), int(cf) if cf is not None else None)
+            delete, bool(d.get("discover", False)), int(cf) if cf is not None else None,
+            bootstrap_credentials_from_dict(creds, f"{what}.bootstrap_credentials")
+            if creds is not None else None)
+
+
+def bootstrap_credentials_from_dict(d: Mapping[str, Any], what: str = "bootstrap_credentials"
+                                    ) -> BootstrapCredentials:
+    check_known(d, ("psk_identity", "psk_key", "rpk_public_key", "x509_identity"), what)
+
+    def raw(key: str) -> bytes | None:
+        value = d.get(key)
+        return None if value is None else bytes_value(value, f"{what}.{key}")
+
+    name = d.get("x509_identity")
+    try:
+        return BootstrapCredentials(raw("psk_identity"), raw("psk_key"), raw("rpk_public_key"),
+                                    None if name is None else str(name))
+    except CredentialsError as e:
+        raise ConfigurationError(f"{what}: {e}") from None
 
 
 def load_config_file(path: str | Path) -> dict[str, EndpointConfig]:

@@ -2,9 +2,23 @@
 
 Client-initiated: a client sends ``POST /bs?ep=NAME[&pct=FORMAT]``; the server answers 2.04
 (or 4.00 when it has no configuration for the endpoint) and then runs the session against
-the client's address. Server-initiated: :meth:`BootstrapServer.bootstrap` runs a session
-against a client at a known address. Configurations come from a file and the Python API
-and are kept, with every session, in the store (SQLite by default, or memory).
+the client's address, over the transport the request came on. Server-initiated:
+:meth:`BootstrapServer.bootstrap` runs a session against a client at a known address.
+Configurations come from a file and the Python API and are kept, with every session, in the
+store (SQLite by default, or memory).
+
+Transports: coap:// (UDP ``port``), and when their ports are set coaps:// (DTLS),
+coap+tcp:// and coaps+tcp:// (TLS). A client authenticates to a secure transport with its
+bootstrap credentials, found in its :class:`EndpointConfig` (``bootstrap_credentials``) or,
+failing that, in an optional security store (``security=``, the LwM2M server's kind). An
+endpoint that has bootstrap credentials is only bootstrapped over a session authenticated
+with exactly them; an authenticated identity is only bootstrapped as the endpoint it belongs
+to (4.03 Forbidden otherwise, like Register). Endpoints without any may bootstrap over
+NoSec.
+
+:meth:`BootstrapServer.provision` is the short way to put a device on a secure LwM2M
+server: fresh credentials into the server's security store and into the device's
+configuration, in one call.
 """
 
 from __future__ import annotations
@@ -20,14 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from aiolwm2m.coap.codes import Code
-from aiolwm2m.coap.errors import BadRequest, CoapError
+from aiolwm2m.coap.errors import BadRequest, CoapError, Forbidden
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
-from aiolwm2m.coap.uri import parse_uri
+from aiolwm2m.coap.uri import UriError, parse_uri
 from aiolwm2m.lwm2m.coap_mapping import DeviceContext, decode_response, encode_request
 from aiolwm2m.lwm2m.errors import LwM2MError
 from aiolwm2m.lwm2m.formats import ContentFormat
 from aiolwm2m.lwm2m.model import ModelRegistry
+from aiolwm2m.security.config import ServerCredentials
+from aiolwm2m.security.credentials import PeerIdentity, RpkCredentials, X509Credentials
 from aiolwm2m.store.bootstrap_memory import MemoryBootstrapStores
 from aiolwm2m.store.bootstrap_sqlite import SQLiteBootstrapStores
 from aiolwm2m.store.bootstrap_store import (
@@ -37,10 +53,21 @@ from aiolwm2m.store.bootstrap_store import (
     BootstrapSessionRecord,
     BootstrapStores,
 )
+from aiolwm2m.store.interfaces import SecurityStore
+from aiolwm2m.transport.dtls import DtlsEndpoint
+from aiolwm2m.transport.interface import Endpoint
 from aiolwm2m.transport.site import Resource, Site
+from aiolwm2m.transport.tcp import TcpEndpoint
+from aiolwm2m.transport.tls import TlsServerSecurity
 from aiolwm2m.transport.udp import UdpEndpoint
 
-from .configuration import DEFAULT_ENDPOINT, EndpointConfig, load_config_file
+from .configuration import (
+    DEFAULT_ENDPOINT,
+    ConfigurationError,
+    EndpointConfig,
+    load_config_file,
+)
+from .credentials import AccountCredentials, BootstrapCredentials, CredentialsError
 from .events import (
     BootstrapEvents,
     RequestAnswered,
@@ -57,10 +84,24 @@ _FORMATS = frozenset({ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat
                       ContentFormat.LWM2M_CBOR, ContentFormat.LWM2M_JSON})
 
 
+#: The transport carrying each scheme (names as in ``BootstrapServer.transports``).
+_TRANSPORT_OF_SCHEME = {"coap": "udp", "coaps": "dtls", "coap+tcp": "tcp", "coaps+tcp": "tls"}
+
+
 @dataclass
 class BootstrapServerConfig:
     host: str = "::"
-    port: int = 5683
+    #: UDP port for coap:// (None: no NoSec UDP).
+    port: int | None = 5683
+    #: UDP port for coaps:// (DTLS), TCP ports for coap+tcp:// and coaps+tcp:// (TLS);
+    #: None leaves each off. PSK clients are always accepted on the secure ones; RPK and
+    #: X.509 clients need our own key pair or certificate below.
+    coaps_port: int | None = None
+    tcp_port: int | None = None
+    tls_port: int | None = None
+    dtls_rpk: RpkCredentials | None = None
+    #: Our certificate chain and key; its trust anchors and usage judge client certificates.
+    dtls_x509: X509Credentials | None = None
     store: str = "sqlite"
     data_dir: Path = field(default_factory=lambda: Path("aiolwm2m-data"))
     sqlite_synchronous: str = "FULL"
@@ -82,26 +123,62 @@ class BootstrapServerConfig:
 
 
 class _BootstrapRequestResource(Resource):
-    def __init__(self, server: BootstrapServer) -> None:
+    def __init__(self, server: BootstrapServer, transport: str) -> None:
         super().__init__()
         self.server = server
+        self.transport = transport
 
     def render_post(self, request: Message) -> Message:
-        return self.server._bootstrap_request(request)
+        return self.server._bootstrap_request(request, self.transport)
+
+
+class BootstrapCredentialLookup:
+    """The DTLS/TLS handshakes' view of who may connect: the bootstrap credentials of the
+    configurations, then the security store (synchronous, in-memory lookups)."""
+
+    def __init__(self, server: BootstrapServer) -> None:
+        self.server = server
+
+    def psk_key(self, identity: bytes) -> bytes | None:
+        entry = self.server._psk_index.get(identity)
+        if entry is not None:
+            return entry[1]
+        store = self.server.security
+        info = store.find_psk(identity) if store is not None else None
+        return info.psk_key if info is not None else None
+
+    def rpk_allowed(self, spki_der: bytes) -> bool:
+        if spki_der in self.server._rpk_index:
+            return True
+        store = self.server.security
+        return store is not None and store.find_rpk(spki_der) is not None
+
+    def x509_allowed(self, identity: PeerIdentity) -> bool:
+        store = self.server.security
+        for name in (identity.x509_subject_cn, *identity.x509_san):
+            if name and (name in self.server._x509_index
+                         or (store is not None and store.find_x509(name) is not None)):
+                return True
+        return False
 
 
 class BootstrapServer:
     def __init__(self, config: BootstrapServerConfig | None = None, *,
-                 stores: BootstrapStores | None = None, model: ModelRegistry | None = None
-                 ) -> None:
+                 stores: BootstrapStores | None = None, model: ModelRegistry | None = None,
+                 security: SecurityStore | None = None) -> None:
         self.config = config or BootstrapServerConfig()
         self.model = model or ModelRegistry.with_core_objects()
         self.events = BootstrapEvents()
+        #: Bootstrap credentials of endpoints whose configuration has none (optional).
+        self.security = security
         self._stores = stores
-        self._endpoint: UdpEndpoint | None = None
+        self.transports: dict[str, Endpoint] = {}
         self._running: dict[str, asyncio.Task[BootstrapSessionRecord]] = {}
         self._active: dict[str, BootstrapSession] = {}
         self._configs: dict[str, EndpointConfig] = {}
+        self._psk_index: dict[bytes, tuple[str, bytes]] = {}
+        self._rpk_index: dict[bytes, str] = {}
+        self._x509_index: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -115,13 +192,47 @@ class BootstrapServer:
                 self._stores = MemoryBootstrapStores()
         for record in await self.stores.configs.all():
             self._configs[record.endpoint] = EndpointConfig.from_dict(record.config)
+        self._reindex()
         if cfg.config_file is not None:
             for endpoint, econf in load_config_file(cfg.config_file).items():
                 await self.set_config(endpoint, econf)
+        try:
+            await self._open_transports()
+        except BaseException:
+            await self._close_transports()
+            raise
+
+    async def _open_transports(self) -> None:
+        cfg = self.config
+        credentials = ServerCredentials(BootstrapCredentialLookup(self), psk=True,
+                                        rpk=cfg.dtls_rpk, x509=cfg.dtls_x509)
+        if cfg.port is not None:
+            self.transports["udp"] = await UdpEndpoint.create(
+                cfg.host, cfg.port, site=self._site("udp"), params=cfg.transmission)
+        if cfg.coaps_port is not None:
+            self.transports["dtls"] = await DtlsEndpoint.create(
+                cfg.host, cfg.coaps_port, site=self._site("dtls"), params=cfg.transmission,
+                server_credentials=credentials)
+        if cfg.tcp_port is not None:
+            self.transports["tcp"] = await TcpEndpoint.create(
+                cfg.host, cfg.tcp_port, site=self._site("tcp"), dial=False)
+        if cfg.tls_port is not None:
+            self.transports["tls"] = await TcpEndpoint.create(
+                cfg.host, cfg.tls_port, site=self._site("tls"), dial=False,
+                tls_server=TlsServerSecurity(credentials))
+        if not self.transports:
+            raise ValueError("the bootstrap server has no transport (every port is None)")
+
+    def _site(self, transport: str) -> Site:
         site = Site(well_known_core=False)
-        site.add("bs", _BootstrapRequestResource(self))
-        self._endpoint = await UdpEndpoint.create(cfg.host, cfg.port, site=site,
-                                                  params=cfg.transmission)
+        site.add("bs", _BootstrapRequestResource(self, transport))
+        return site
+
+    async def _close_transports(self) -> None:
+        transports = list(self.transports.values())
+        self.transports.clear()
+        for endpoint in transports:
+            await endpoint.close()
 
     async def stop(self) -> None:
         for task in list(self._running.values()):
@@ -129,9 +240,7 @@ class BootstrapServer:
         for task in list(self._running.values()):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._endpoint is not None:
-            await self._endpoint.close()
-            self._endpoint = None
+        await self._close_transports()
         if self._stores is not None:
             await self._stores.close()
 
@@ -149,26 +258,86 @@ class BootstrapServer:
         return self._stores
 
     @property
-    def endpoint(self) -> UdpEndpoint:
-        if self._endpoint is None:
+    def endpoint(self) -> Endpoint:
+        """The coap:// (UDP) transport, or the first one when UDP is off."""
+        if not self.transports:
             raise RuntimeError("the bootstrap server is not started")
-        return self._endpoint
+        return self.transports.get("udp") or next(iter(self.transports.values()))
 
     @property
     def port(self) -> int:
         return self.endpoint.port
 
+    def port_of(self, transport: str) -> int:
+        """The port of ``udp``, ``dtls``, ``tcp`` or ``tls``."""
+        return self.transports[transport].port
+
     # -- configurations -------------------------------------------------------------------
 
     async def set_config(self, endpoint: str, config: EndpointConfig) -> None:
-        """Store the configuration of ``endpoint`` (``"*"``: the default for all others)."""
+        """Store the configuration of ``endpoint`` (``"*"``: the default for all others).
+        Raises ConfigurationError when its bootstrap credentials are another endpoint's."""
+        self._check_credentials(endpoint, config.bootstrap_credentials)
         await self.stores.configs.put(BootstrapConfigRecord(endpoint, config.to_dict(),
                                                             self.config.clock()))
         self._configs[endpoint] = config
+        self._reindex()
 
     async def remove_config(self, endpoint: str) -> bool:
         self._configs.pop(endpoint, None)
+        self._reindex()
         return await self.stores.configs.remove(endpoint) is not None
+
+    def _check_credentials(self, endpoint: str, creds: BootstrapCredentials | None) -> None:
+        if creds is None:
+            return
+        if endpoint == DEFAULT_ENDPOINT:
+            raise ConfigurationError("bootstrap credentials belong to one endpoint, not to "
+                                     "the default configuration '*'")
+        owner: str | None = None
+        if creds.psk_identity is not None:
+            entry = self._psk_index.get(creds.psk_identity)
+            owner = entry[0] if entry is not None else None
+        elif creds.rpk_public_key is not None:
+            owner = self._rpk_index.get(creds.rpk_public_key)
+        elif creds.x509_identity is not None:
+            owner = self._x509_index.get(creds.x509_identity)
+        if owner is not None and owner != endpoint:
+            raise ConfigurationError(f"bootstrap credentials {creds.identity} already belong "
+                                     f"to endpoint {owner!r}")
+
+    def _reindex(self) -> None:
+        self._psk_index.clear()
+        self._rpk_index.clear()
+        self._x509_index.clear()
+        for endpoint, config in self._configs.items():
+            creds = config.bootstrap_credentials
+            if creds is None or endpoint == DEFAULT_ENDPOINT:
+                continue
+            if creds.psk_identity is not None and creds.psk_key is not None:
+                self._psk_index[creds.psk_identity] = (endpoint, creds.psk_key)
+            if creds.rpk_public_key is not None:
+                self._rpk_index[creds.rpk_public_key] = endpoint
+            if creds.x509_identity is not None:
+                self._x509_index[creds.x509_identity] = endpoint
+
+    def bootstrap_identity(self, endpoint: str) -> str | None:
+        """The identity ``endpoint`` must bootstrap with (``PeerIdentity.key`` form), or
+        None when it may bootstrap without security."""
+        config = self._configs.get(endpoint)
+        if config is not None and config.bootstrap_credentials is not None:
+            return config.bootstrap_credentials.identity
+        info = self.security.get(endpoint) if self.security is not None else None
+        return BootstrapCredentials.from_security_info(info).identity if info else None
+
+    def _authorize(self, endpoint: str, identity: str | None) -> None:
+        wanted = self.bootstrap_identity(endpoint)
+        if wanted is not None and identity != wanted:
+            how = "without security" if identity is None else f"as {identity}"
+            raise Forbidden(f"endpoint {endpoint!r} must bootstrap as {wanted}, not {how}")
+        if wanted is None and identity is not None:
+            raise Forbidden(f"{identity} has no bootstrap credentials for endpoint "
+                            f"{endpoint!r}")
 
     def config_for(self, endpoint: str) -> EndpointConfig | None:
         return self._configs.get(endpoint) or self._configs.get(DEFAULT_ENDPOINT)
@@ -179,11 +348,12 @@ class BootstrapServer:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def _bootstrap_request(self, request: Message) -> Message:
+    def _bootstrap_request(self, request: Message, transport: str) -> Message:
         params = request.query_params()
         endpoint = params.get("ep")
         if not endpoint:
             raise BadRequest("Bootstrap-Request needs the endpoint name (ep=)")
+        self._authorize(endpoint, self.transports[transport].identity_of(request.remote))
         config = self.config_for(endpoint)
         if config is None:
             raise BadRequest(f"no bootstrap configuration for {endpoint!r}")
@@ -199,21 +369,30 @@ class BootstrapServer:
         address = request.remote
         # Started on the next loop iteration, after the 2.04 has gone out.
         self._running[endpoint] = asyncio.get_running_loop().create_task(
-            self._session(endpoint, address, config, fmt, server_initiated=False))
+            self._session(endpoint, transport, address, config, fmt, server_initiated=False))
         return request.response(Code.CHANGED)
 
     async def bootstrap(self, endpoint: str, address: str | tuple[Any, ...], *,
-                        config: EndpointConfig | None = None) -> BootstrapSessionRecord:
-        """Server-initiated bootstrap of the client ``endpoint`` listening at ``address``
-        (``coap://host:port`` or a socket address). Returns the finished session record."""
+                        config: EndpointConfig | None = None, transport: str = "udp"
+                        ) -> BootstrapSessionRecord:
+        """Server-initiated bootstrap of the client ``endpoint`` at ``address``
+        (``coap://host:port`` or a socket address on ``transport``). Over coaps://,
+        coap+tcp:// and coaps+tcp:// this needs the DTLS session or the connection the
+        client opened earlier (we are never the DTLS/TLS client). Returns the finished
+        session record."""
         if isinstance(address, str):
             uri = parse_uri(address)
-            address = await self.endpoint.resolve(uri.host, uri.port)
+            transport = _TRANSPORT_OF_SCHEME[uri.scheme]
+            if transport not in self.transports:
+                raise UriError(f"{uri.scheme}:// is not served by this bootstrap server")
+            target = self.transports[transport]
+            address = (await target.resolve(uri.host, uri.port)
+                       if isinstance(target, UdpEndpoint) else (uri.host, uri.port))
         econf = config or self.config_for(endpoint)
         if econf is None:
             raise KeyError(f"no bootstrap configuration for {endpoint!r}")
         task = asyncio.get_running_loop().create_task(
-            self._session(endpoint, address, econf, econf.content_format,
+            self._session(endpoint, transport, address, econf, econf.content_format,
                           server_initiated=True))
         self._running[endpoint] = task
         return await task
@@ -227,8 +406,9 @@ class BootstrapServer:
                 if t.done():
                     del self._running[ep]
 
-    async def _session(self, endpoint: str, address: Any, config: EndpointConfig,
-                       fmt: int | None, *, server_initiated: bool) -> BootstrapSessionRecord:
+    async def _session(self, endpoint: str, transport: str, address: Any,
+                       config: EndpointConfig, fmt: int | None, *, server_initiated: bool
+                       ) -> BootstrapSessionRecord:
         clock = self.config.clock
         sid = secrets.token_urlsafe(9)
         record = BootstrapSessionRecord(sid, endpoint, _address_text(address), clock(),
@@ -240,7 +420,7 @@ class BootstrapServer:
                                    attempts=self.config.attempts)
         self._active[endpoint] = session
         try:
-            await self._drive(session, address, ctx)
+            await self._drive(session, self.transports[transport], address, ctx)
         except asyncio.CancelledError:
             session.on_error("bootstrap server stopped")
             self._active.pop(endpoint, None)
@@ -256,16 +436,16 @@ class BootstrapServer:
             del self._running[endpoint]
         return record
 
-    async def _drive(self, session: BootstrapSession, address: Any, ctx: DeviceContext
-                     ) -> None:
+    async def _drive(self, session: BootstrapSession, endpoint: Endpoint, address: Any,
+                     ctx: DeviceContext) -> None:
         while (op := session.current) is not None:
             what = describe(op)
             msg = encode_request(op, ctx)
             session.sent()
             self.events.emit(RequestSent(session.id, session.endpoint, what, session.tries))
             try:
-                reply = await self.endpoint.request(msg, address,
-                                                    timeout=self.config.request_timeout)
+                reply = await endpoint.request(msg, address,
+                                               timeout=self.config.request_timeout)
             except CoapError as e:
                 if session.on_timeout(str(e) or type(e).__name__) == CONTINUE:
                     continue
@@ -300,6 +480,55 @@ class BootstrapServer:
         if endpoint is None:
             return await self.stores.sessions.recent()
         return await self.stores.sessions.for_endpoint(endpoint)
+
+    # -- provisioning ---------------------------------------------------------------------
+
+    async def provision(self, endpoint: str, server_uri: str, *,
+                        server_security: SecurityStore | None = None,
+                        credentials: AccountCredentials | None = None, mode: str = "psk",
+                        server_public_key: bytes | None = None, short_server_id: int = 1,
+                        lifetime: int = 300, binding: str | None = None,
+                        bootstrap_credentials: BootstrapCredentials | None = None,
+                        **server: Any) -> AccountCredentials:
+        """Configure ``endpoint`` to be bootstrapped onto ``server_uri``, and return the
+        account's credentials.
+
+        For a coaps:// or coaps+tcp:// URI without ``credentials``, fresh ones are made:
+        a random 128-bit PSK with the endpoint name as identity (``mode="psk"``), or a new
+        P-256 key pair pinning ``server_public_key`` (``mode="rpk"``); certificates must
+        be given. With ``server_security`` (the LwM2M server's security store) the matching
+        entry is stored there first, so the device can register as soon as it has
+        bootstrapped::
+
+            await bootstrap.provision("dev-1", "coaps://lwm2m.example:5684",
+                                      server_security=lwm2m_server.stores.security)
+        """
+        try:
+            secure = parse_uri(server_uri).secure
+        except UriError as e:
+            raise ConfigurationError(f"server URI: {e}") from None
+        try:
+            if credentials is None and secure:
+                if mode == "psk":
+                    credentials = AccountCredentials.new_psk(endpoint)
+                elif mode == "rpk":
+                    if server_public_key is None:
+                        raise ConfigurationError("RPK provisioning needs the LwM2M server's "
+                                                 "public key (server_public_key)")
+                    credentials = AccountCredentials.new_rpk(server_public_key)
+                else:
+                    raise ConfigurationError(f"cannot generate {mode!r} credentials: pass "
+                                             "credentials=AccountCredentials.x509(...)")
+            config = EndpointConfig.for_server(
+                server_uri, short_server_id, lifetime=lifetime, binding=binding,
+                security=credentials, bootstrap_credentials=bootstrap_credentials, **server)
+            account = credentials or AccountCredentials()
+            if server_security is not None and account.mode != 3:
+                await server_security.put(account.security_info(endpoint))
+        except CredentialsError as e:
+            raise ConfigurationError(str(e)) from None
+        await self.set_config(endpoint, config)
+        return account
 
 
 def _address_text(address: Any) -> str:

@@ -11,9 +11,13 @@ import socket
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiolwm2m.coap.uri import UriError, parse_uri
+
+if TYPE_CHECKING:
+    from aiolwm2m.bootstrap import BootstrapServerConfig
+    from aiolwm2m.client import AccountSecurity
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,12 +35,16 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description="An LwM2M 1.1 client with the standard objects (0-7) and a temperature "
                     "sensor (3303). The normal provisioning path is a bootstrap server "
                     "(--bootstrap); --server configures an LwM2M server directly, which is "
-                    "a factory bootstrap and meant for development only (OSR-002).")
+                    "a factory bootstrap and meant for development only (OSR-002). Either "
+                    "URI may be coap://, coaps:// (DTLS), coap+tcp:// or coaps+tcp:// "
+                    "(TLS); a secure one takes the credentials below (PSK, RPK or X.509), "
+                    "which become that account's Security object instance.")
     p.add_argument("--endpoint", "-e", default=socket.gethostname(),
                    help="endpoint name (default: the host name)")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--bootstrap", "-b", metavar="URI",
-                       help="bootstrap server, e.g. coap://bs.example:5683 (normal path)")
+                       help="bootstrap server, e.g. coap://bs.example:5683 or "
+                            "coaps://bs.example:5684 (normal path)")
     group.add_argument("--server", "-s", metavar="URI",
                        help="DEVELOPMENT ONLY: register directly with this LwM2M server "
                             "(factory bootstrap)")
@@ -50,7 +58,85 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--port", type=int, default=0, help="local port (0: any)")
     p.add_argument("--send-interval", type=float, default=0.0,
                    help="Send the temperature every this many seconds (0: never)")
+    sec = p.add_argument_group(
+        "security", "credentials for a coaps:// or coaps+tcp:// --bootstrap (or --server) URI: "
+        "one of PSK (--psk-identity, --psk-key), RPK (--rpk-key, --server-public-key) or "
+        "X.509 (--certificate, --private-key, --trust-anchor[, --certificate-usage])")
+    sec.add_argument("--psk-identity", metavar="TEXT", help="PSK identity (UTF-8 text)")
+    sec.add_argument("--psk-key", metavar="HEX", help="PSK key, hex")
+    sec.add_argument("--rpk-key", type=Path, metavar="FILE",
+                     help="RPK: our EC private key (PEM or DER)")
+    sec.add_argument("--server-public-key", type=Path, metavar="FILE",
+                     help="RPK: the server's public key (PEM or DER SubjectPublicKeyInfo)")
+    sec.add_argument("--certificate", type=Path, metavar="FILE",
+                     help="X.509: our certificate, or chain leaf first (PEM or DER)")
+    sec.add_argument("--private-key", type=Path, metavar="FILE",
+                     help="X.509: the private key of --certificate (PEM or DER)")
+    sec.add_argument("--trust-anchor", type=Path, metavar="FILE",
+                     help="X.509: the certificate --certificate-usage names: the CA or trust "
+                          "anchor (usages 0, 2) or the server's own certificate (1, 3)")
+    sec.add_argument("--certificate-usage", type=int, choices=[0, 1, 2, 3], default=3,
+                     help="X.509 certificate usage (Security /0/x/15; default 3, "
+                          "domain-issued certificate)")
+    sec.add_argument("--sni", metavar="NAME",
+                     help="TLS server name (default: the URI's host); also what the server "
+                          "certificate must name under usages 0-2")
     p.set_defaults(handler=run_client)
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{what}: {e}") from None
+
+
+def client_security(args: argparse.Namespace) -> AccountSecurity | None:
+    """The account credentials the security flags describe (None: no flag given)."""
+    from aiolwm2m.client import AccountSecurity
+    from aiolwm2m.security.credentials import (
+        CertificateUsage,
+        PskCredentials,
+        RpkCredentials,
+        X509Credentials,
+    )
+    from aiolwm2m.security.errors import SecurityError
+
+    psk = args.psk_identity is not None or args.psk_key is not None
+    rpk = args.rpk_key is not None or args.server_public_key is not None
+    x509 = any(v is not None for v in (args.certificate, args.private_key, args.trust_anchor))
+    if psk + rpk + x509 > 1:
+        raise ValueError("give the credentials of one security mode: PSK, RPK or X.509")
+    try:
+        if psk:
+            if args.psk_identity is None or args.psk_key is None:
+                raise ValueError("PSK needs --psk-identity and --psk-key")
+            try:
+                key = bytes.fromhex(args.psk_key)
+            except ValueError:
+                raise ValueError("--psk-key is hex, e.g. 000102030405060708090a0b0c0d0e0f"
+                                 ) from None
+            return AccountSecurity(PskCredentials(args.psk_identity.encode("utf-8"), key),
+                                   sni=args.sni)
+        if rpk:
+            if args.rpk_key is None or args.server_public_key is None:
+                raise ValueError("RPK needs --rpk-key and --server-public-key")
+            return AccountSecurity(RpkCredentials(_read_file(args.rpk_key, "--rpk-key")),
+                                   _read_file(args.server_public_key, "--server-public-key"),
+                                   args.sni)
+        if x509:
+            if args.certificate is None or args.private_key is None or (
+                    args.trust_anchor is None):
+                raise ValueError("X.509 needs --certificate, --private-key and "
+                                 "--trust-anchor")
+            return AccountSecurity(X509Credentials(
+                _read_file(args.certificate, "--certificate"),
+                _read_file(args.private_key, "--private-key"),
+                _read_file(args.trust_anchor, "--trust-anchor"),
+                CertificateUsage(args.certificate_usage)), sni=args.sni)
+    except SecurityError as e:
+        raise ValueError(e.reason) from None
+    return None
 
 
 async def _client(args: argparse.Namespace) -> int:
@@ -60,15 +146,17 @@ async def _client(args: argparse.Namespace) -> int:
         for uri in (args.bootstrap, args.server):
             if uri is not None:
                 parse_uri(uri)
+        security = client_security(args)
         if args.server is not None:
             config = ClientConfig.development(
                 args.endpoint, args.server, development_short_server_id=args.short_server_id,
                 lifetime=args.lifetime, queue_mode=args.queue, awake_time=args.awake_time,
-                host=args.host, port=args.port)
+                host=args.host, port=args.port, development_security=security)
         else:
             config = ClientConfig(args.endpoint, bootstrap_uri=args.bootstrap,
                                   lifetime=args.lifetime, queue_mode=args.queue,
-                                  awake_time=args.awake_time, host=args.host, port=args.port)
+                                  awake_time=args.awake_time, host=args.host, port=args.port,
+                                  bootstrap_security=security)
     except (UriError, ValueError) as e:
         print(f"aiolwm2m client: {e}", file=sys.stderr)
         return 2
@@ -106,31 +194,84 @@ def _add_bootstrap_server(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p = sub.add_parser(
         "bootstrap-server", help="run the LwM2M bootstrap server until Ctrl-C",
         description="Bootstrap-Server: answers POST /bs?ep=NAME and writes the endpoint's "
-                    "configuration (Security, Server, Access Control objects).")
+                    "configuration (Security, Server, Access Control objects). Serves "
+                    "coap:// (--port) and, when their ports are given, coaps:// (DTLS), "
+                    "coap+tcp:// and coaps+tcp:// (TLS); clients authenticate to the secure "
+                    "ones with the bootstrap_credentials of their configuration (PSK, or "
+                    "RPK / X.509 with --rpk-key / --certificate).")
     p.add_argument("--config", "-c", type=Path,
                    help="endpoint configurations, TOML or JSON (format: the docstring of "
                         "aiolwm2m/bootstrap/configuration.py)")
     p.add_argument("--server", "-s", metavar="URI",
-                   help="shortcut: configure every endpoint ('*') for this LwM2M server")
+                   help="shortcut: configure every endpoint ('*') for this NoSec LwM2M "
+                        "server (coap:// or coap+tcp://; secure servers need per-device "
+                        "credentials: give them in --config)")
     p.add_argument("--short-server-id", type=int, default=1)
     p.add_argument("--lifetime", type=int, default=300)
     p.add_argument("--host", default="::")
-    p.add_argument("--port", type=int, default=5683)
+    p.add_argument("--port", type=int, default=5683, help="UDP port for coap://")
+    p.add_argument("--no-udp", action="store_true", help="do not serve coap:// (NoSec UDP)")
+    p.add_argument("--coaps-port", type=int, help="UDP port for coaps:// (DTLS), e.g. 5684")
+    p.add_argument("--tcp-port", type=int, help="TCP port for coap+tcp://, e.g. 5683")
+    p.add_argument("--tls-port", type=int, help="TCP port for coaps+tcp://, e.g. 5684")
+    p.add_argument("--rpk-key", type=Path, metavar="FILE",
+                   help="our EC key pair (PEM or DER private key), offered to RPK clients")
+    p.add_argument("--certificate", type=Path, metavar="FILE",
+                   help="our certificate chain (PEM), for X.509 clients")
+    p.add_argument("--private-key", type=Path, metavar="FILE",
+                   help="the private key of --certificate")
+    p.add_argument("--trust-anchors", type=Path, metavar="FILE",
+                   help="CA certificates (PEM) client certificates must chain to")
     p.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
     p.add_argument("--data-dir", type=Path, default=Path("aiolwm2m-data"))
     p.set_defaults(handler=run_bootstrap_server)
 
 
-async def _bootstrap_server(args: argparse.Namespace) -> int:
-    from aiolwm2m.bootstrap import (
-        BootstrapServer,
-        BootstrapServerConfig,
-        ConfigurationError,
-        EndpointConfig,
+def bootstrap_server_config(args: argparse.Namespace) -> BootstrapServerConfig:
+    """The Bootstrap-Server's configuration from its flags (ValueError with the reason)."""
+    from aiolwm2m.bootstrap import BootstrapServerConfig
+    from aiolwm2m.security.credentials import (
+        CertificateUsage,
+        RpkCredentials,
+        X509Credentials,
     )
+    from aiolwm2m.security.errors import SecurityError
 
-    config = BootstrapServerConfig(host=args.host, port=args.port, store=args.store,
-                                   data_dir=args.data_dir, config_file=args.config)
+    rpk = x509 = None
+    try:
+        if args.rpk_key is not None:
+            rpk = RpkCredentials(_read_file(args.rpk_key, "--rpk-key"))
+        if args.certificate is not None or args.private_key is not None:
+            if args.certificate is None or args.private_key is None:
+                raise ValueError("X.509 needs both --certificate and --private-key")
+            anchors = (_read_file(args.trust_anchors, "--trust-anchors")
+                       if args.trust_anchors is not None else b"")
+            x509 = X509Credentials(_read_file(args.certificate, "--certificate"),
+                                   _read_file(args.private_key, "--private-key"), anchors,
+                                   CertificateUsage.CA_CONSTRAINT)
+        elif args.trust_anchors is not None:
+            raise ValueError("--trust-anchors needs --certificate and --private-key")
+    except SecurityError as e:
+        raise ValueError(e.reason) from None
+    if args.no_udp and args.coaps_port is None and args.tcp_port is None and (
+            args.tls_port is None):
+        raise ValueError("--no-udp leaves no transport: give --coaps-port, --tcp-port or "
+                         "--tls-port")
+    return BootstrapServerConfig(
+        host=args.host, port=None if args.no_udp else args.port, coaps_port=args.coaps_port,
+        tcp_port=args.tcp_port, tls_port=args.tls_port, dtls_rpk=rpk, dtls_x509=x509,
+        store=args.store, data_dir=args.data_dir, config_file=args.config)
+
+
+async def _bootstrap_server(args: argparse.Namespace) -> int:
+    from aiolwm2m.bootstrap import BootstrapServer, EndpointConfig
+    from aiolwm2m.security.errors import SecurityError
+
+    try:
+        config = bootstrap_server_config(args)
+    except ValueError as e:
+        print(f"aiolwm2m bootstrap-server: {e}", file=sys.stderr)
+        return 2
     server = BootstrapServer(config)
     server.events.subscribe(lambda e: print(f"{e.name}: {e}", flush=True))
     try:
@@ -139,14 +280,16 @@ async def _bootstrap_server(args: argparse.Namespace) -> int:
             parse_uri(args.server)
             await server.set_config("*", EndpointConfig.for_server(
                 args.server, args.short_server_id, lifetime=args.lifetime))
-    except (ConfigurationError, UriError, OSError) as e:
+    except (ValueError, OSError, SecurityError) as e:
+        # ValueError: ConfigurationError, UriError, no transport at all.
         print(f"aiolwm2m bootstrap-server: {e}", file=sys.stderr)
         await server.stop()
         return 2
     if not server.configs:
         print("aiolwm2m bootstrap-server: warning: no configuration (use --config or "
               "--server); every Bootstrap-Request will be refused", file=sys.stderr)
-    print(f"bootstrap server on port {server.port} with "
+    ports = ", ".join(f"{name} {server.port_of(name)}" for name in server.transports)
+    print(f"bootstrap server on port {server.port} ({ports}) with "
           f"{len(server.configs)} configuration(s)", flush=True)
     stop = _stop_event()
     try:

@@ -2,9 +2,12 @@
 
 The normal provisioning path is a Bootstrap-Server (``ClientConfig(bootstrap_uri=...)``);
 ``ClientConfig.development(endpoint, server_uri)`` configures a server directly, for
-development only (factory bootstrap, excluded by OSR-002).
+development only (factory bootstrap, excluded by OSR-002). Servers are reached over
+coap://, coaps:// (DTLS: PSK, RPK, X.509), coap+tcp:// or coaps+tcp:// (binding T), as each
+account's Security instance says.
 """
 
+from .account_security import AccountSecurity, SecurityModeError
 from .backoff import Backoff, RetryPolicy
 from .client import LwM2MClient, NotRegistered, SendMuted
 from .clock import Clock, LoopClock, ManualClock
@@ -39,6 +42,7 @@ from .tree import ObjectTree
 
 __all__ = [
     "AccessControlInstance",
+    "AccountSecurity",
     "Awake",
     "Backoff",
     "BootstrapFailed",
@@ -65,6 +69,7 @@ __all__ = [
     "RegistrationFailed",
     "RetryPolicy",
     "SecurityInstance",
+    "SecurityModeError",
     "SendMuted",
     "ServerInstance",
     "Sleeping",

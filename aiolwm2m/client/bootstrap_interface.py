@@ -3,7 +3,9 @@
 Sans-IO, like :mod:`.dm_interface`: Bootstrap-Write (PUT), Bootstrap-Read (GET on the
 Server and Access Control objects), Bootstrap-Discover (GET, Accept 40), Bootstrap-Delete
 (DELETE) and Bootstrap-Finish (POST /bs), which checks that the configuration is usable
-(answering 4.06 Not Acceptable when it is not).
+(answering 4.06 Not Acceptable when it is not: an account without its Server instance, a
+Security instance whose URI, security mode or key material cannot work, such as mode 4,
+Certificate with EST, which this client does not implement).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Callable
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import BadRequest, MethodNotAllowed, NotAcceptable
 from aiolwm2m.coap.message import Message
-from aiolwm2m.coap.uri import UriError, parse_uri
 from aiolwm2m.lwm2m.errors import LwM2MError, UnsupportedFormat
 from aiolwm2m.lwm2m.formats import ContentFormat, decode_node, encode_discover, encode_node
 from aiolwm2m.lwm2m.path import LwM2MPath
 
 from .access_rights import Unauthorized
+from .account_security import SecurityModeError, server_target
 from .discovery import bootstrap_discover
 from .dm_interface import decode_error
 from .instance import Instance
@@ -38,11 +40,11 @@ def configuration_problems(tree: ObjectTree) -> list[str]:
     problems: list[str] = []
     security_ssids: dict[int, Instance] = {}
     for sec in tree.instances(SECURITY):
-        uri = sec.get(0)
         try:
-            parse_uri(str(uri or ""))
-        except UriError as e:
-            problems.append(f"/0/{sec.iid}: server URI: {e}")
+            # URI, security mode and key material: what connecting will need.
+            server_target(sec)
+        except SecurityModeError as e:
+            problems.append(str(e))
             continue
         if not is_bootstrap_account(sec):
             ssid = sec.get(10)

@@ -8,10 +8,12 @@
         await client.wait_registered()
         await client.send(["/3303/0/5700"])
 
-One UDP socket serves every server (bootstrap and DM). Incoming requests are routed by
-their source address: the bootstrap server's go to the Bootstrap interface, a registered
-server's to the Device Management interface with that server's Short Server ID, anyone
-else's get 4.01.
+Each server is reached as its Security instance says (see :mod:`.server_link`): coap://
+servers share one UDP socket, and requests arriving there are routed by source address (the
+bootstrap server's to the Bootstrap interface, a registered server's to the Device
+Management interface with that server's Short Server ID, anyone else's get 4.01); coaps://,
+coap+tcp:// and coaps+tcp:// servers get an endpoint of their own (a DTLS session, a TCP or
+TLS connection), and what arrives on it belongs to that server's account.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiolwm2m.coap.codes import Code, code_str
@@ -34,6 +36,7 @@ from aiolwm2m.transport.site import RenderResult, Resource, Site
 
 from . import provisioning
 from .access_rights import READ, AccessRights, Unauthorized
+from .account_security import ServerTarget
 from .attribute_store import AttributeStore
 from .bootstrap_interface import BootstrapInterface, is_bootstrap_account
 from .bootstrap_procedure import BootstrapProcedure
@@ -41,7 +44,7 @@ from .clock import Clock
 from .config import ClientConfig
 from .control import DownloadError
 from .dm_interface import DeviceManagement
-from .endpoint import ClientEndpoint, peer_key
+from .endpoint import ClientEndpoint, GatedEndpoint, peer_key
 from .events import ClientEvents, Registered
 from .instance import Instance
 from .notifier import Notifier, split_key
@@ -50,6 +53,7 @@ from .objects.firmware import CONNECTION_LOST, INVALID_URI, UNSUPPORTED_PROTOCOL
 from .observations import ObservationEngine
 from .queue_mode import QueueModeRadio
 from .registration import check_response, object_links
+from .server_link import Route, ServerLink, open_link
 from .server_session import ServerSession
 from .tree import SECURITY, SERVER, ObjectTree
 
@@ -102,6 +106,8 @@ class LwM2MClient:
         self.sessions: dict[int, ServerSession] = {}
         self.started = False
         self._endpoint: ClientEndpoint | None = None
+        self._links: set[ServerLink] = set()
+        self._closed_traffic = [0, 0, 0, 0]  # of own endpoints already closed
         self._tasks: set[asyncio.Future[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -161,14 +167,19 @@ class LwM2MClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         sessions = list(self.sessions.values())
-        await self._stop_sessions()
+        await self._stop_sessions(close_links=False)
         if deregister and self._endpoint is not None:
             self.radio.asleep = False
-            self._endpoint.asleep = False
+            self.set_radio(asleep=False)
             await asyncio.gather(*(s.deregister(timeout=5.0) for s in sessions
                                    if s.registered), return_exceptions=True)
         for pending in list(self._tasks):
             pending.cancel()
+        for s in sessions:
+            await s.close_link()
+        await self.bootstrap.close_link()
+        for link in list(self._links):
+            await self.close_link(link)
         if self._endpoint is not None:
             await self._endpoint.close()
 
@@ -269,7 +280,7 @@ class LwM2MClient:
             await _first(self._bootstrap_wanted, self._reconfigure)
             await self._stop_sessions()
 
-    async def _stop_sessions(self) -> None:
+    async def _stop_sessions(self, *, close_links: bool = True) -> None:
         sessions = list(self.sessions.values())
         self.sessions.clear()
         for s in sessions:
@@ -279,43 +290,107 @@ class LwM2MClient:
             if s.task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await s.task
+            if close_links:
+                await s.close_link()
+
+    # -- links to servers -------------------------------------------------------------------
+
+    async def open_link(self, target: ServerTarget, route: Route, *,
+                        on_lost: Callable[[], None] | None = None) -> ServerLink:
+        """A link to ``target`` (see :mod:`.server_link`); requests arriving on an own
+        endpoint go to ``route``."""
+        cfg = self.config
+        link = await open_link(target, self.endpoint, route, host=cfg.host,
+                               params=cfg.transmission, on_lost=on_lost)
+        if not link.shared:
+            self._links.add(link)
+            gated = link.gated
+            if gated is not None:
+                gated.asleep = self.radio.asleep
+        return link
+
+    async def close_link(self, link: ServerLink) -> None:
+        if link in self._links:
+            self._links.discard(link)
+            gated = link.gated
+            if gated is not None:
+                for i, n in enumerate(gated.traffic()):
+                    self._closed_traffic[i] += n
+        await link.close()
+
+    def _gated(self) -> list[GatedEndpoint]:
+        out: list[GatedEndpoint] = [self._endpoint] if self._endpoint is not None else []
+        out.extend(g for link in self._links if (g := link.gated) is not None)
+        return out
+
+    def set_radio(self, *, asleep: bool) -> None:
+        """Queue mode: switch the radio of every datagram endpoint off or on."""
+        for endpoint in self._gated():
+            endpoint.asleep = asleep
+
+    def pending_exchanges(self) -> int:
+        """Requests and confirmable messages still waiting on any endpoint."""
+        total = 0
+        for endpoint in self._gated():
+            total += endpoint.gate.pending_exchanges
+        return total
 
     # -- incoming requests ------------------------------------------------------------------
 
     def handle_request(self, request: Message) -> RenderResult:
+        """A request on the shared UDP endpoint: whose it is, its source address says."""
         self.radio.touch()
         peer = request.remote
         key = peer_key(peer)
-        bs_address = self.bootstrap.address
-        if bs_address is not None and key == peer_key(bs_address) and (
-                self.bootstrapping or not self._session_at(key)):
+        bs_link = self.bootstrap.link
+        bs_address = bs_link.address if bs_link is not None else self.bootstrap.address
+        if bs_address is not None and (bs_link is None or bs_link.shared) and (
+                key == peer_key(bs_address)) and (self.bootstrapping
+                                                  or not self._session_at(key)):
             return self.bootstrap_interface.handle(request)
         session = self._session_at(key)
         if session is None:
             raise Unauthorized(f"{key[0]}:{key[1]} is not one of this client's servers")
+        return self._device_management(request, session)
+
+    def handle_session_request(self, request: Message, session: ServerSession
+                               ) -> RenderResult:
+        """A request on the own endpoint (DTLS session, TCP connection) of ``session``."""
+        self.radio.touch()
+        if self.sessions.get(session.ssid) is not session:
+            raise Unauthorized(f"server {session.ssid}'s account is not active")
+        return self._device_management(request, session)
+
+    def handle_bootstrap_request(self, request: Message) -> RenderResult:
+        """A request on the Bootstrap-Server's own endpoint."""
+        self.radio.touch()
+        return self.bootstrap_interface.handle(request)
+
+    def _device_management(self, request: Message, session: ServerSession) -> RenderResult:
         if self.bootstrapping:
             raise ServiceUnavailable("bootstrapping")
         try:
-            return self.dm.handle(request, session.ssid, peer, self.clock.now())
+            return self.dm.handle(request, session.ssid, request.remote, self.clock.now())
         finally:
             # An observation or attributes may have changed: deadlines move.
             self.notifier.poke()
 
     def _session_at(self, key: tuple[str, int]) -> ServerSession | None:
+        """The session reached at ``key`` through the shared UDP endpoint."""
         for s in self.sessions.values():
-            if s.address is not None and peer_key(s.address) == key:
+            link = s.link
+            if link is not None and link.shared and peer_key(link.address) == key:
                 return s
         return None
 
-    async def request(self, message: Message, address: Any, *,
+    async def request(self, message: Message, link: ServerLink, *,
                       timeout: float | None = None) -> Message:
         """Send a request of the client's own to a server (its radio on first)."""
         self.radio.radio_on()
         self.radio.touch()
         try:
-            return await self.endpoint.request(
-                message, address, timeout=timeout if timeout is not None
-                else self.config.request_timeout)
+            return await link.request(message, timeout if timeout is not None
+                                      else self.config.request_timeout)
         finally:
             self.radio.touch()
 
@@ -340,10 +415,11 @@ class LwM2MClient:
             if session.registered:
                 session.request_update(links=True)
 
-    def forget_observations(self, ssid: int) -> None:
-        for obs in self.observations.remove_server(ssid):
-            if self._endpoint is not None:
-                self._endpoint.dispatcher.observers.remove(*split_key(obs))
+    def forget_observations(self, session: ServerSession) -> None:
+        link = session.link
+        for obs in self.observations.remove_server(session.ssid):
+            if link is not None:
+                link.dispatcher.observers.remove(*split_key(obs))
 
     def _server_defaults(self, ssid: int) -> NotificationAttributes:
         for srv in self.tree.instances(SERVER):
@@ -384,7 +460,10 @@ class LwM2MClient:
             if self.asleep:
                 await self.wake()
             msg = Message.request(Code.POST, ["dp"], payload=payload, content_format=format)
-            response = await self.request(msg, session.address)
+            link = session.link
+            if link is None or link.closed:
+                raise NotRegistered(f"server {session.ssid} has no connection")
+            response = await self.request(msg, link)
             check_response("Send", response, Code.CHANGED)
 
     # -- ClientControl ----------------------------------------------------------------------
@@ -407,7 +486,12 @@ class LwM2MClient:
         return self.clock.wall()
 
     def traffic(self) -> tuple[int, int, int, int]:
-        return self._endpoint.traffic() if self._endpoint is not None else (0, 0, 0, 0)
+        """Bytes and datagrams sent and received over UDP and DTLS (TCP not counted)."""
+        totals = list(self._closed_traffic)
+        for endpoint in self._gated():
+            for i, n in enumerate(endpoint.traffic()):
+                totals[i] += n
+        return totals[0], totals[1], totals[2], totals[3]
 
     async def download(self, uri: str) -> bytes:
         try:
@@ -418,8 +502,9 @@ class LwM2MClient:
             raise DownloadError(UNSUPPORTED_PROTOCOL, f"{parsed.scheme}:// not supported")
         request = Message.request(Code.GET, parsed.path, query=parsed.query)
         try:
-            address = await self.endpoint.resolve(parsed.host, parsed.port)
-            response = await self.request(request, address)
+            link = await open_link(ServerTarget(parsed), self.endpoint, self.handle_request,
+                                   host=self.config.host, params=self.config.transmission)
+            response = await self.request(request, link)
         except (CoapError, OSError) as e:
             raise DownloadError(CONNECTION_LOST, f"{type(e).__name__}: {e}") from None
         if response.code == Code.CONTENT:

@@ -5,6 +5,14 @@ Bootstrap-Server (``bootstrap_uri``), from which the client learns its LwM2M ser
 directly configured server (:meth:`ClientConfig.development`) is a development convenience
 that pre-provisions the Security and Server objects the way a factory bootstrap would; it
 is named as such everywhere it appears.
+
+Either URI may be ``coap://``, ``coaps://`` (DTLS), ``coap+tcp://`` or ``coaps+tcp://``
+(TLS); a secure one needs the account's credentials (``bootstrap_security`` /
+``development_security``), e.g. ``AccountSecurity(PskCredentials(b"dev-1", key))`` or simply
+the credentials object itself::
+
+    ClientConfig("dev-1", bootstrap_uri="coaps://bs.example:5684",
+                 bootstrap_security=PskCredentials(b"dev-1", bytes.fromhex("00112233...")))
 """
 
 from __future__ import annotations
@@ -13,7 +21,10 @@ import random
 from dataclasses import dataclass, field
 
 from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
+from aiolwm2m.coap.uri import parse_uri
+from aiolwm2m.security.credentials import PskCredentials, RpkCredentials, X509Credentials
 
+from .account_security import AccountSecurity
 from .backoff import RetryPolicy
 from .clock import Clock, LoopClock
 
@@ -26,6 +37,12 @@ class ClientConfig:
     #: DEVELOPMENT ONLY: an LwM2M server configured directly (factory bootstrap).
     development_server_uri: str | None = None
     development_short_server_id: int = 1
+    #: Credentials of the bootstrap account (for a coaps:// or coaps+tcp:// bootstrap_uri).
+    bootstrap_security: AccountSecurity | PskCredentials | RpkCredentials | X509Credentials \
+        | None = None
+    #: DEVELOPMENT ONLY: credentials for development_server_uri.
+    development_security: AccountSecurity | PskCredentials | RpkCredentials \
+        | X509Credentials | None = None
     lifetime: int = 300
     binding: str = "U"
     queue_mode: bool = False
@@ -56,6 +73,22 @@ class ClientConfig:
                              "development_server_uri")
         if self.lifetime <= 0:
             raise ValueError("lifetime must be positive")
+        for name, uri in (("bootstrap", self.bootstrap_uri),
+                          ("development", self.development_server_uri)):
+            security = getattr(self, f"{name}_security")
+            if security is not None and not isinstance(security, AccountSecurity):
+                security = AccountSecurity(security)
+                setattr(self, f"{name}_security", security)
+            if uri is None:
+                if security is not None:
+                    raise ValueError(f"{name}_security is given without its URI")
+                continue
+            secure = parse_uri(uri).secure
+            if secure and security is None:
+                raise ValueError(f"{uri} needs credentials ({name}_security)")
+            if not secure and security is not None:
+                raise ValueError(f"{uri} carries no security: use coaps:// or coaps+tcp:// "
+                                 f"with {name}_security")
 
     @classmethod
     def development(cls, endpoint: str, server_uri: str, **kwargs: object) -> ClientConfig:

@@ -1,4 +1,5 @@
-"""The client's UDP endpoint: the shared UdpEndpoint with three additions a device needs.
+"""The client's datagram endpoints: the shared UdpEndpoint (coap://) and DtlsEndpoint
+(coaps://) with three additions a device needs.
 
 * traffic counters (bytes and datagrams each way) for Connectivity Statistics (object 7);
 * a radio switch for queue mode: while asleep, arriving datagrams are read and dropped, as a
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import MessageLayer
+from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.udp import UdpEndpoint
 
 
@@ -56,26 +58,25 @@ class GatedMessageLayer(MessageLayer):
         return super().receive(data, peer, now)
 
 
-class ClientEndpoint(UdpEndpoint):
-    layer: GatedMessageLayer
+def bound_socket(host: str, port: int) -> CountingSocket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = CountingSocket(family)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
-    def __init__(self, sock: socket.socket, **kwargs: Any) -> None:
-        super().__init__(sock, **kwargs)
-        self.layer = GatedMessageLayer(self.params, now=self.clock())
 
-    @classmethod
-    async def open(cls, host: str = "::", port: int = 0, **kwargs: Any) -> ClientEndpoint:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = CountingSocket(family)
-        try:
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            sock.bind((host, port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return cls(sock, **kwargs)
+class GatedEndpoint:
+    """What the client's UDP and DTLS endpoints add to the shared ones."""
+
+    gate: GatedMessageLayer
+    sock: socket.socket
 
     def traffic(self) -> tuple[int, int, int, int]:
         s = self.sock
@@ -85,14 +86,39 @@ class ClientEndpoint(UdpEndpoint):
 
     @property
     def asleep(self) -> bool:
-        return self.layer.asleep
+        return self.gate.asleep
 
     @asleep.setter
     def asleep(self, value: bool) -> None:
-        self.layer.asleep = value
+        self.gate.asleep = value
 
     def mute(self, address: Any) -> None:
-        self.layer.muted.add(peer_key(address))
+        self.gate.muted.add(peer_key(address))
 
     def unmute(self, address: Any) -> None:
-        self.layer.muted.discard(peer_key(address))
+        self.gate.muted.discard(peer_key(address))
+
+
+class ClientEndpoint(GatedEndpoint, UdpEndpoint):
+    """coap://: one socket shared by every NoSec UDP server (and firmware downloads)."""
+
+    def __init__(self, sock: socket.socket, **kwargs: Any) -> None:
+        super().__init__(sock, **kwargs)
+        self.layer = self.gate = GatedMessageLayer(self.params, now=self.clock())
+
+    @classmethod
+    async def open(cls, host: str = "::", port: int = 0, **kwargs: Any) -> ClientEndpoint:
+        return cls(bound_socket(host, port), **kwargs)
+
+
+class ClientDtlsEndpoint(GatedEndpoint, DtlsEndpoint):
+    """coaps://: one socket, and one DTLS session, per server account (the client side of
+    DTLS only: a server reaches us over the session we opened)."""
+
+    def __init__(self, sock: socket.socket, **kwargs: Any) -> None:
+        super().__init__(sock, server_credentials=None, **kwargs)
+        self.layer = self.gate = GatedMessageLayer(self.params, now=self.clock())
+
+    @classmethod
+    async def open(cls, host: str = "::", port: int = 0, **kwargs: Any) -> ClientDtlsEndpoint:
+        return cls(bound_socket(host, port), **kwargs)

@@ -46,13 +46,16 @@ class Notifier:
     async def notify(self, obs: ClientObservation) -> None:
         client = self.client
         peer, token = split_key(obs)
-        transport_observation = client.endpoint.dispatcher.observers.get(peer, token)
-        if transport_observation is None or obs.ssid not in client.sessions:
-            client.observations.remove(obs.key)  # the observer went away
+        session = client.sessions.get(obs.ssid)
+        link = session.link if session is not None else None
+        transport_observation = (link.dispatcher.observers.get(peer, token)
+                                 if link is not None and not link.closed else None)
+        if link is None or transport_observation is None:
+            client.observations.remove(obs.key)  # the observer (or its connection) went away
             return
         if client.asleep:
             await client.wake()
         client.radio.touch()
-        client.endpoint.dispatcher.notify_observation(transport_observation)
+        link.dispatcher.notify_observation(transport_observation)
         client.observations.notified(obs, client.clock.now())
         client.events.emit(NotificationSent(obs.ssid, tuple(str(p) for p in obs.paths)))

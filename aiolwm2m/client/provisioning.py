@@ -2,11 +2,13 @@
 
 The normal path provisions only a Bootstrap-Server account (a Security instance with the
 Bootstrap-Server flag); the development path adds a Security and a Server instance for a
-directly configured LwM2M server, which is what a factory bootstrap would do.
+directly configured LwM2M server, which is what a factory bootstrap would do. Either
+carries the security mode and key material of the configured credentials.
 """
 
 from __future__ import annotations
 
+from .account_security import AccountSecurity, security_values
 from .bootstrap_interface import is_bootstrap_account
 from .config import ClientConfig
 from .instance import Instance
@@ -44,14 +46,22 @@ def install(tree: ObjectTree, config: ClientConfig, objects: list[Instance]) -> 
     if config.bootstrap_uri is not None and not any(
             is_bootstrap_account(s) for s in tree.instances(SECURITY)):
         tree.add(SecurityInstance(tree.free_instance_id(SECURITY),
-                                  server_uri=config.bootstrap_uri, bootstrap_server=True),
+                                  server_uri=config.bootstrap_uri, bootstrap_server=True,
+                                  **security_values(_account(config.bootstrap_security))),
                  announce=False)
     if config.development_server_uri is not None:
         ssid = config.development_short_server_id
         tree.add(SecurityInstance(tree.free_instance_id(SECURITY),
                                   server_uri=config.development_server_uri,
-                                  bootstrap_server=False, short_server_id=ssid),
+                                  bootstrap_server=False, short_server_id=ssid,
+                                  **security_values(_account(config.development_security))),
                  announce=False)
         tree.add(ServerInstance(tree.free_instance_id(SERVER), short_server_id=ssid,
                                 lifetime=config.lifetime, binding=config.binding),
                  announce=False)
+
+
+def _account(security: object) -> AccountSecurity | None:
+    # ClientConfig.__post_init__ turned bare credentials into an AccountSecurity.
+    assert security is None or isinstance(security, AccountSecurity)
+    return security

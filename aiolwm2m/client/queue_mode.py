@@ -49,12 +49,12 @@ class QueueModeRadio:
                 self._activity.clear()
                 await event_or_deadline(clock, self._activity, deadline)
                 continue
-            busy = client.endpoint.layer.pending_exchanges
+            busy = client.pending_exchanges()
             if busy or not client.registered or client.bootstrapping:
                 self.touch()
                 continue
             self.asleep = True
-            client.endpoint.asleep = True
+            client.set_radio(asleep=True)
             log.info("queue mode: going to sleep")
             client.events.emit(Sleeping())
 
@@ -62,7 +62,7 @@ class QueueModeRadio:
         if not self.asleep:
             return
         self.asleep = False
-        self.client.endpoint.asleep = False
+        self.client.set_radio(asleep=False)
         self.touch()
         self.client.events.emit(Awake())
 

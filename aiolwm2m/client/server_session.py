@@ -4,7 +4,14 @@ The loop (:meth:`ServerSession.run`) registers, then sends an Update before each
 ends or when asked to (object list changed, Lifetime or Binding written, Registration Update
 Trigger, waking from queue-mode sleep), re-registers when an Update fails, and after a
 failure waits the back-off delay, never less than the policy's minimum. Disable (/1/x/4)
-de-registers and ignores the server for the Disable Timeout.
+de-registers, drops the connection (DTLS session, TCP connection) and ignores the server
+for the Disable Timeout.
+
+The server is reached through a :class:`~.server_link.ServerLink` built from the account's
+Security instance (scheme, security mode, credentials); a failed registration drops an own
+link so that the next attempt starts with a fresh handshake or connection. Over TCP
+(binding T) a connection that ends makes the client connect again at once with an Update,
+and register again, with the same back-off, if that fails.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import CoapError
-from aiolwm2m.coap.uri import UriError, parse_uri
+from aiolwm2m.coap.message import Message
+from aiolwm2m.coap.uri import UriError
+from aiolwm2m.transport.site import RenderResult
 
+from .account_security import SecurityModeError, server_target
 from .backoff import Backoff, RetryPolicy
 from .events import Deregistered, Disabled, Registered, RegistrationFailed, Updated
 from .instance import Instance
@@ -30,6 +40,7 @@ from .registration import (
     update_due,
     update_request,
 )
+from .server_link import ServerLink
 from .tree import SECURITY, SERVER
 from .waiting import event_or_deadline
 
@@ -38,7 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FAILURES = (CoapError, RegistrationRejected, OSError, UriError, asyncio.TimeoutError)
+# SecurityModeError: the Security instance cannot be used (mode, key material).
+_FAILURES = (CoapError, RegistrationRejected, OSError, UriError, SecurityModeError,
+             asyncio.TimeoutError)
 
 
 class ServerSession:
@@ -48,6 +61,7 @@ class ServerSession:
         self.location: tuple[str, ...] = ()
         self.registered = False
         self.address: Any = None
+        self.link: ServerLink | None = None
         self.updated_at = 0.0
         self.sent_lifetime = 0
         self.sent_binding = ""
@@ -91,13 +105,18 @@ class ServerSession:
                            int(count) if count is not None else policy.attempts_before_fallback)
 
     def params(self) -> RegistrationParams:
+        """Register / Update parameters. ``b`` is the current binding: the configured one
+        when it includes the transport in use (U for coap/coaps, T for coap+tcp/coaps+tcp),
+        else just that transport's letter."""
         cfg = self.client.config
         srv = self.server_instance()
         lifetime = int(srv.get(1)) if srv is not None and srv.get(1) else cfg.lifetime
         binding = str(srv.get(7)) if srv is not None and srv.get(7) else cfg.binding
         queue = cfg.queue_mode or "Q" in binding
-        return RegistrationParams(cfg.endpoint, lifetime, binding.replace("Q", "") or "U",
-                                  queue)
+        letters = binding.replace("Q", "") or "U"
+        if self.link is not None and self.link.target.binding not in letters:
+            letters = self.link.target.binding
+        return RegistrationParams(cfg.endpoint, lifetime, letters, queue)
 
     @property
     def queue_mode(self) -> bool:
@@ -108,15 +127,39 @@ class ServerSession:
         srv = self.server_instance()
         return bool(srv.get(23)) if srv is not None else False
 
-    async def resolve(self) -> Any:
+    async def resolve(self) -> ServerLink:
+        """The link to the server its Security instance describes (a new one when the
+        instance changed since the last link was opened)."""
         sec = self.security_instance()
         if sec is None:
             raise UriError(f"server {self.ssid} has no Security instance")
-        uri = parse_uri(str(sec.get(0)))
-        if uri.scheme != "coap":
-            raise UriError(f"{uri.scheme}:// is not supported by this client's transport")
-        self.address = await self.client.endpoint.resolve(uri.host, uri.port)
-        return self.address
+        target = server_target(sec)
+        link = self.link
+        if link is None or link.closed or link.target != target:
+            await self.close_link()
+            link = self.link = await self.client.open_link(
+                target, self.handle, on_lost=self.connection_lost)
+        self.address = link.address
+        return link
+
+    def handle(self, request: Message) -> RenderResult:
+        """A request that arrived on this account's own endpoint."""
+        return self.client.handle_session_request(request, self)
+
+    async def close_link(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            await self.client.close_link(link)
+
+    def connection_lost(self) -> None:
+        """The TCP connection to the server ended: connect again with an Update."""
+        if self.registered and self.disable_for is None:
+            self.update_requested.set()
+
+    def _link(self) -> ServerLink:
+        if self.link is None or self.link.closed:
+            raise UriError(f"server {self.ssid}: no connection")
+        return self.link
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -125,11 +168,13 @@ class ServerSession:
         while True:
             if self.disabled_until > clock.now():
                 await clock.sleep(self.disabled_until - clock.now())
-                if self.address is not None:
-                    self.client.endpoint.unmute(self.address)
+                if self.link is not None and self.link.shared:
+                    self.client.endpoint.unmute(self.link.address)
             try:
                 await self.register()
             except _FAILURES as e:
+                if self.link is not None and not self.link.shared:
+                    await self.close_link()  # the next attempt starts afresh
                 self.backoff.policy = self.retry_policy()
                 delay = self.backoff.next_delay()
                 log.info("server %d: registration failed (%s); retry in %.1f s", self.ssid,
@@ -170,17 +215,17 @@ class ServerSession:
     async def register(self) -> None:
         async with self.lock:
             client = self.client
-            address = await self.resolve()
+            link = await self.resolve()
             params = self.params()
             links = client.object_links()
-            response = await client.request(register_request(params, links), address)
+            response = await client.request(register_request(params, links), link)
             self.location = location_of(response)
             self.registered = True
             self.updated_at = client.clock.now()
             self.sent_lifetime = params.lifetime
             self.sent_binding = params.binding
             self.links_dirty = False
-            client.forget_observations(self.ssid)
+            client.forget_observations(self)
         log.info("registered with server %d at /%s", self.ssid, "/".join(self.location))
         client.events.emit(Registered(self.ssid, self.location))
 
@@ -194,7 +239,7 @@ class ServerSession:
             msg = update_request(self.location, lifetime=lifetime, binding=binding,
                                  queue_mode=params.queue_mode, links=links)
             self.links_dirty = False
-            response = await client.request(msg, self.address)
+            response = await client.request(msg, self._link())
             check_response("Update", response, Code.CHANGED)
             self.updated_at = client.clock.now()
             self.sent_lifetime = params.lifetime
@@ -208,19 +253,23 @@ class ServerSession:
             self.registered = False
             try:
                 response = await self.client.request(deregister_request(self.location),
-                                                      self.address, timeout=timeout)
+                                                      self._link(), timeout=timeout)
                 check_response("De-register", response, Code.DELETED)
             except _FAILURES as e:
                 log.info("server %d: de-register failed: %s", self.ssid, e)
-            self.client.forget_observations(self.ssid)
+            self.client.forget_observations(self)
         self.client.events.emit(Deregistered(self.ssid))
 
     async def disable(self, seconds: float) -> None:
         self.disable_for = None
         await self.deregister()
         self.disabled_until = self.client.clock.now() + seconds
-        if self.address is not None:
-            self.client.endpoint.mute(self.address)
+        if self.link is not None:
+            if self.link.shared:
+                self.client.endpoint.mute(self.link.address)
+            else:
+                await self.close_link()  # "the underlying network connection ... MUST be
+                # disconnected" (Disable, /1/x/4)
         self.client.events.emit(Disabled(self.ssid, seconds))
 
     def request_update(self, *, links: bool = False) -> None:
