@@ -202,6 +202,9 @@ class RunningServer:
                 await self.server.stop()
                 raise SettingsError(f"credentials of {info.endpoint}: {e}") from None
         if self.bootstrap is not None:
+            # Bootstrap credentials are looked up in the same security store as the
+            # server's, and provisioning writes fresh credentials into it.
+            self.bootstrap.security = self.server.stores.security
             try:
                 await self.bootstrap.start()
             except OSError as e:

@@ -36,6 +36,7 @@ class ClientSecurity:
     server_public_key: bytes | None = None
     server_name: str | None = None
     resumption: bool = True
+    handshake_timeout: float = 30.0
 
 
 class _ClientSide:
@@ -168,7 +169,8 @@ class DtlsEndpoint(UdpEndpoint):
                 return
             client = DtlsClient(security.credentials, server_public_key=security.server_public_key,
                                 server_name=security.server_name, peer=peer,
-                                resumption=security.resumption)
+                                resumption=security.resumption,
+                                handshake_timeout=security.handshake_timeout)
             side = self._clients[peer] = _ClientSide(client)
             self._security_events(client.start(now), now)
         if side.client.established:

@@ -47,10 +47,15 @@ def bootstrap_server(request: Request) -> BootstrapServer:
 
 
 def redacted(config: EndpointConfig) -> dict[str, Any]:
+    """The configuration without its secrets: the keys written to devices and the key a
+    device authenticates to the Bootstrap-Server with."""
     d = config.to_dict()
     for sec in d.get("security", []):
         if sec.get("secret_key"):
             sec["secret_key"] = HIDDEN
+    creds = d.get("bootstrap_credentials")
+    if isinstance(creds, dict) and creds.get("psk_key"):
+        creds["psk_key"] = HIDDEN
     return d
 
 

@@ -55,6 +55,13 @@ async def test_crud(api: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
     assert body["endpoint"] == "dev-7"
     assert body["config"]["security"][0]["secret_key"] == "(hidden)"
     assert body["config"]["security"][0]["server_uri"] == "coaps://[::1]:5684"
+    # The device's own bootstrap key is a secret too.
+    with_creds = {**CONFIG, "bootstrap_credentials": {"psk_identity": "6465762d37",
+                                                      "psk_key": "a1a2a3a4a5a6a7a8"}}
+    r = await c.put("/api/bootstrap/dev-7", json=with_creds)
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["bootstrap_credentials"]["psk_key"] == "(hidden)"
+    assert "a1a2a3a4" not in (await c.get("/api/bootstrap")).text
     listed = (await c.get("/api/bootstrap")).json()
     assert [i["endpoint"] for i in listed] == ["dev-7"]
     assert (await c.get("/api/bootstrap/dev-7")).json()["config"]["servers"][0]["lifetime"] == 300
