@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-log = logging.getLogger(__name__)
+from aiolwm2m.event_bus import EventBus, EventStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,55 +54,8 @@ BootstrapEvent = (SessionStarted | RequestSent | RequestAnswered | SessionFinish
                   | SessionFailed)
 
 
-class BootstrapEventStream:
-    def __init__(self, bus: BootstrapEvents, maxsize: int) -> None:
-        self._bus = bus
-        self._queue: asyncio.Queue[BootstrapEvent] = asyncio.Queue(maxsize)
-
-    def put(self, event: BootstrapEvent) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(event)
-
-    def __aiter__(self) -> AsyncIterator[BootstrapEvent]:
-        return self
-
-    async def __anext__(self) -> BootstrapEvent:
-        return await self._queue.get()
-
-    async def next(self, timeout: float | None = None) -> BootstrapEvent:
-        return await asyncio.wait_for(self._queue.get(), timeout)
-
-    async def until(self, kind: type, timeout: float = 5.0) -> BootstrapEvent:
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self._queue.get()
-                if isinstance(event, kind):
-                    return event
-
-    def close(self) -> None:
-        self._bus.streams.discard(self)
+BootstrapEventStream = EventStream
 
 
-class BootstrapEvents:
-    def __init__(self) -> None:
-        self.listeners: list[Callable[[BootstrapEvent], None]] = []
-        self.streams: set[BootstrapEventStream] = set()
-
-    def subscribe(self, listener: Callable[[BootstrapEvent], None]) -> Callable[[], None]:
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
-
-    def stream(self, maxsize: int = 10000) -> BootstrapEventStream:
-        s = BootstrapEventStream(self, maxsize)
-        self.streams.add(s)
-        return s
-
-    def emit(self, event: BootstrapEvent) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("bootstrap event listener failed on %s", event.name)
-        for s in list(self.streams):
-            s.put(event)
+class BootstrapEvents(EventBus[BootstrapEvent]):
+    pass

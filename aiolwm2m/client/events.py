@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-log = logging.getLogger(__name__)
+from aiolwm2m.event_bus import EventBus, EventStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,60 +83,9 @@ ClientEvent = (BootstrapStarted | Bootstrapped | BootstrapFailed | Registered
                | NotificationSent)
 
 
-class ClientEventStream:
-    def __init__(self, bus: ClientEvents, maxsize: int) -> None:
-        self._bus = bus
-        self._queue: asyncio.Queue[ClientEvent] = asyncio.Queue(maxsize)
-
-    def put(self, event: ClientEvent) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(event)
-
-    def __aiter__(self) -> AsyncIterator[ClientEvent]:
-        return self
-
-    async def __anext__(self) -> ClientEvent:
-        return await self._queue.get()
-
-    async def next(self, timeout: float | None = None) -> ClientEvent:
-        return await asyncio.wait_for(self._queue.get(), timeout)
-
-    async def until(self, kind: type, timeout: float = 5.0) -> ClientEvent:
-        """The next event of type ``kind`` (earlier ones are consumed)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self._queue.get()
-                if isinstance(event, kind):
-                    return event
-
-    def close(self) -> None:
-        self._bus.streams.discard(self)
+ClientEventStream = EventStream
 
 
-class ClientEvents:
+class ClientEvents(EventBus[ClientEvent]):
     def __init__(self) -> None:
-        self.listeners: list[Callable[[ClientEvent], None]] = []
-        self.streams: set[ClientEventStream] = set()
-        self.history: list[ClientEvent] = []
-
-    def subscribe(self, listener: Callable[[ClientEvent], None]) -> Callable[[], None]:
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener) if listener in self.listeners else None
-
-    def stream(self, maxsize: int = 1000) -> ClientEventStream:
-        s = ClientEventStream(self, maxsize)
-        self.streams.add(s)
-        return s
-
-    def emit(self, event: ClientEvent) -> None:
-        self.history.append(event)
-        if len(self.history) > 1000:
-            del self.history[:500]
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("client event listener failed on %s", event.name)
-        for s in list(self.streams):
-            s.put(event)
+        super().__init__(stream_size=1000)
