@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiolwm2m.coap.uri import UriError, parse_uri
 
+from .credential_files import read_file
+
 if TYPE_CHECKING:
     from aiolwm2m.bootstrap import BootstrapServerConfig
     from aiolwm2m.client import AccountSecurity
@@ -84,13 +86,6 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(handler=run_client)
 
 
-def _read_file(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"{what}: {e}") from None
-
-
 def client_security(args: argparse.Namespace) -> AccountSecurity | None:
     """The account credentials the security flags describe (None: no flag given)."""
     from aiolwm2m.client import AccountSecurity
@@ -121,8 +116,8 @@ def client_security(args: argparse.Namespace) -> AccountSecurity | None:
         if rpk:
             if args.rpk_key is None or args.server_public_key is None:
                 raise ValueError("RPK needs --rpk-key and --server-public-key")
-            return AccountSecurity(RpkCredentials(_read_file(args.rpk_key, "--rpk-key")),
-                                   _read_file(args.server_public_key, "--server-public-key"),
+            return AccountSecurity(RpkCredentials(read_file(args.rpk_key, "--rpk-key")),
+                                   read_file(args.server_public_key, "--server-public-key"),
                                    args.sni)
         if x509:
             if args.certificate is None or args.private_key is None or (
@@ -130,9 +125,9 @@ def client_security(args: argparse.Namespace) -> AccountSecurity | None:
                 raise ValueError("X.509 needs --certificate, --private-key and "
                                  "--trust-anchor")
             return AccountSecurity(X509Credentials(
-                _read_file(args.certificate, "--certificate"),
-                _read_file(args.private_key, "--private-key"),
-                _read_file(args.trust_anchor, "--trust-anchor"),
+                read_file(args.certificate, "--certificate"),
+                read_file(args.private_key, "--private-key"),
+                read_file(args.trust_anchor, "--trust-anchor"),
                 CertificateUsage(args.certificate_usage)), sni=args.sni)
     except SecurityError as e:
         raise ValueError(e.reason) from None
@@ -230,29 +225,11 @@ def _add_bootstrap_server(sub: argparse._SubParsersAction[argparse.ArgumentParse
 def bootstrap_server_config(args: argparse.Namespace) -> BootstrapServerConfig:
     """The Bootstrap-Server's configuration from its flags (ValueError with the reason)."""
     from aiolwm2m.bootstrap import BootstrapServerConfig
-    from aiolwm2m.security.credentials import (
-        CertificateUsage,
-        RpkCredentials,
-        X509Credentials,
-    )
-    from aiolwm2m.security.errors import SecurityError
 
-    rpk = x509 = None
-    try:
-        if args.rpk_key is not None:
-            rpk = RpkCredentials(_read_file(args.rpk_key, "--rpk-key"))
-        if args.certificate is not None or args.private_key is not None:
-            if args.certificate is None or args.private_key is None:
-                raise ValueError("X.509 needs both --certificate and --private-key")
-            anchors = (_read_file(args.trust_anchors, "--trust-anchors")
-                       if args.trust_anchors is not None else b"")
-            x509 = X509Credentials(_read_file(args.certificate, "--certificate"),
-                                   _read_file(args.private_key, "--private-key"), anchors,
-                                   CertificateUsage.CA_CONSTRAINT)
-        elif args.trust_anchors is not None:
-            raise ValueError("--trust-anchors needs --certificate and --private-key")
-    except SecurityError as e:
-        raise ValueError(e.reason) from None
+    from .credential_files import server_credentials
+
+    rpk, x509 = server_credentials(args.rpk_key, args.certificate, args.private_key,
+                                   args.trust_anchors)
     if args.no_udp and args.coaps_port is None and args.tcp_port is None and (
             args.tls_port is None):
         raise ValueError("--no-udp leaves no transport: give --coaps-port, --tcp-port or "

@@ -18,11 +18,11 @@ from typing import Any
 from rich.console import Console
 
 from aiolwm2m.bootstrap.server import BootstrapServer, BootstrapServerConfig
-from aiolwm2m.security.credentials import CertificateUsage, RpkCredentials, X509Credentials
-from aiolwm2m.security.errors import SecurityError
+from aiolwm2m.security.credentials import RpkCredentials, X509Credentials
 from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.store.records import SecurityInfo
 
+from .credential_files import server_credentials
 from .settings import ServerSettings, SettingsError, environment, load_settings
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -134,29 +134,11 @@ def describe_bind_error(what: str, host: str, port: int, e: OSError) -> str:
     return f"cannot listen on {what} {shown}:{port}: {reason}"
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise SettingsError(f"cannot read {what} {path}: {e.strerror or e}") from None
-
-
 def dtls_credentials(s: ServerSettings) -> tuple[RpkCredentials | None, X509Credentials | None]:
-    """The server's own RPK and X.509 credentials from the PEM files the settings name."""
-    rpk = x509 = None
     try:
-        if s.rpk_key is not None:
-            rpk = RpkCredentials(_read(s.rpk_key, "RPK key file"))
-        if s.certificate is not None or s.private_key is not None:
-            if s.certificate is None or s.private_key is None:
-                raise SettingsError("X.509 needs both --certificate and --private-key")
-            anchors = _read(s.trust_anchors, "trust anchors") if s.trust_anchors else b""
-            x509 = X509Credentials(_read(s.certificate, "certificate"),
-                                   _read(s.private_key, "private key"), anchors,
-                                   CertificateUsage.CA_CONSTRAINT)
-    except SecurityError as e:
-        raise SettingsError(f"server credentials: {e}") from None
-    return rpk, x509
+        return server_credentials(s.rpk_key, s.certificate, s.private_key, s.trust_anchors)
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
 
 
 class RunningServer:
