@@ -498,13 +498,17 @@ class LwM2MClient:
             parsed = parse_uri(uri)
         except UriError as e:
             raise DownloadError(INVALID_URI, str(e)) from None
-        if parsed.scheme != "coap":
+        if parsed.scheme not in ("coap", "coap+tcp"):
+            # coaps downloads would need credentials the TS leaves unnamed for them.
             raise DownloadError(UNSUPPORTED_PROTOCOL, f"{parsed.scheme}:// not supported")
         request = Message.request(Code.GET, parsed.path, query=parsed.query)
         try:
             link = await open_link(ServerTarget(parsed), self.endpoint, self.handle_request,
                                    host=self.config.host, params=self.config.transmission)
-            response = await self.request(request, link)
+            try:
+                response = await self.request(request, link)
+            finally:
+                await link.close()
         except (CoapError, OSError) as e:
             raise DownloadError(CONNECTION_LOST, f"{type(e).__name__}: {e}") from None
         if response.code == Code.CONTENT:

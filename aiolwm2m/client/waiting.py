@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from .clock import Clock
@@ -22,9 +21,11 @@ async def event_or_deadline(clock: Clock, event: asyncio.Event, deadline: float 
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        # Cancel the losers without awaiting them: awaiting a cancelled helper here would
+        # swallow a cancellation of the calling task that arrives meanwhile (suppressing
+        # the helper's CancelledError cannot tell the two apart), leaving the caller
+        # running after it was told to stop.
         for t in tasks:
             if not t.done():
                 t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
     return waiter in done

@@ -37,8 +37,9 @@ IDLE, DOWNLOADING, DOWNLOADED, UPDATING = 0, 1, 2, 3
 COAP, COAPS, HTTP, HTTPS, COAP_TCP, COAP_TLS = range(6)
 PULL_ONLY, PUSH_ONLY, BOTH = 0, 1, 2
 
-# Schemes of other delivery protocols (Firmware Update Protocol Support values 1-5).
-_OTHER_PROTOCOLS = frozenset({"coaps", "http", "https", "coap+tcp", "coaps+tcp"})
+# Schemes of delivery protocols this client does not pull from (Firmware Update Protocol
+# Support values 1-3 and 5; it pulls over coap:// (0) and coap+tcp:// (4)).
+_OTHER_PROTOCOLS = frozenset({"coaps", "http", "https", "coaps+tcp"})
 
 Updater = Callable[[bytes], Awaitable[bool | None]]
 Verifier = Callable[[bytes], bool]
@@ -51,7 +52,7 @@ class FirmwareUpdateInstance(Instance, object_id=5):
     update_result = resource(5, default=INITIAL)
     package_name = resource(6)
     package_version = resource(7)
-    protocol_support = resource(8, default={0: COAP})
+    protocol_support = resource(8, default={0: COAP, 1: COAP_TCP})
     delivery_method = resource(9, default=BOTH)
 
     def __init__(self, iid: int = 0, *, updater: Updater | None = None,
