@@ -72,7 +72,8 @@ class AiocoapLwM2MServer:
             probe.bind(("::1", 0))
             self.port = probe.getsockname()[1]
         self.context = await aiocoap.Context.create_server_context(self.site,
-                                                                   bind=("::1", self.port))
+                                                                   bind=("::1", self.port),
+                                                                   transports=["udp6"])
 
     async def stop(self) -> None:
         if self.context is not None:

@@ -99,7 +99,8 @@ async def test_our_client_against_aiocoap_server() -> None:
     root = aioresource.Site()
     root.add_resource(["echo"], AiocoapEcho())
     port = free_port()
-    srv = await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", port))
+    srv = await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", port),
+                                                      transports=["udp6"])
     try:
         async with await UdpEndpoint.create("127.0.0.1", 0) as ep:
             resp = await ep.request(Message.request(Code.GET, "/echo"), ("127.0.0.1", port))

@@ -103,11 +103,14 @@ class AiocoapDevice(aiocoap.interfaces.ObservableResource):
         # aiocoap binds with SO_REUSEPORT, and Linux may hand the same ephemeral port to two
         # such sockets, which then share (and lose) each other's datagrams. Pick the port
         # with a plain socket, and bind one device at a time.
+        # UDP only: by default aiocoap also listens for TCP and TLS on that port number,
+        # which may belong to another connection's ephemeral TCP port.
         async with _bind_lock():
             with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
                 probe.bind(("::1", 0))
                 port = probe.getsockname()[1]
-            self.context = await aiocoap.Context.create_server_context(self, bind=("::1", port))
+            self.context = await aiocoap.Context.create_server_context(self, bind=("::1", port),
+                                                                       transports=["udp6"])
 
     async def stop(self) -> None:
         if self.context is not None:
