@@ -12,9 +12,11 @@ import tempfile
 from pathlib import Path
 
 from aiolwm2m.server import LwM2MServer, ServerConfig
+from aiolwm2m.server.collector import tune_for_server
 
 
 async def run(store: str) -> None:
+    tune_for_server()  # as ``aiolwm2m server`` does
     with tempfile.TemporaryDirectory(prefix="aiolwm2m-bench-") as tmp:
         server = LwM2MServer(ServerConfig(
             host="127.0.0.1", port=0, store=store, data_dir=Path(tmp),

@@ -20,6 +20,7 @@ from rich.console import Console
 from aiolwm2m.bootstrap.server import BootstrapServer, BootstrapServerConfig
 from aiolwm2m.security.credentials import RpkCredentials, X509Credentials
 from aiolwm2m.server import LwM2MServer, ServerConfig
+from aiolwm2m.server.collector import tune_for_server
 from aiolwm2m.store.records import SecurityInfo
 
 from .credential_files import server_credentials
@@ -244,6 +245,7 @@ async def serve_until_stopped(
         ) -> None:
     """Run until SIGINT/SIGTERM. ``also`` starts extra work (the demo's devices) once the
     server is up and returns how to stop it."""
+    tune_for_server()
     running = RunningServer(settings)
     await running.start()
     stop = asyncio.Event()
