@@ -57,9 +57,13 @@ class SQLiteWriter:
         self._closed = False
         self.commits = 0
         self.statements = 0
+        # A session of its own: Ctrl-C in a terminal (or any signal to the server's process
+        # group) must not kill the writer while the server still commits its shutdown
+        # writes. The writer ends when its input does, so it never outlives the server.
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "aiolwm2m.store.sqlite_writer_child", str(path),
-             synchronous], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             synchronous], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            start_new_session=True)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._wfd = self._proc.stdin.fileno()
         self._rfd = self._proc.stdout.fileno()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -42,3 +45,42 @@ async def test_demo_devices_bootstrap_register_and_answer(tmp_path: Path) -> Non
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_ctrl_c_to_the_process_group_stops_cleanly(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C reaches every process of the foreground group; the SQLite writer
+    # must survive it until the server has committed its shutdown writes (the demo devices
+    # deregister on the way out).
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiolwm2m", "demo", "--devices", "2", "--coap-port", "0",
+        "--coaps-port", "0", "--tcp-port", "0", "--tls-port", "0", "--bootstrap-port", "0",
+        "--http-port", "0", "--api-token", "demo-token", "--data-dir", str(tmp_path / "d"),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    assert proc.stderr is not None
+    try:
+        url = None
+        while True:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+            assert line, "demo exited"
+            if "REST API" in line:
+                url = line.split()[2].rsplit("/api", 1)[0]
+            if "demo devices" in line:
+                break
+        assert url is not None
+        async with httpx.AsyncClient(base_url=url,
+                                     headers={"Authorization": "Bearer demo-token"}) as c:
+            for _ in range(100):
+                if (await c.get("/api/registrations")).json()["total"] == 2:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the demo devices did not register")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"WriterFailed" not in err, err.decode()
+    with contextlib.closing(sqlite3.connect(tmp_path / "d" / "aiolwm2m.sqlite3")) as db:
+        rows = db.execute("SELECT count(*) FROM registrations").fetchone()
+    assert rows == (0,)  # the deregistrations at shutdown were committed
