@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -49,7 +50,7 @@ def error_response(request: Message, exc: BaseException) -> Message:
 class _EagerRun:
     """A handler coroutine driven by future callbacks instead of a Task."""
 
-    __slots__ = ("coro", "dispatcher", "finished", "observe_on", "request")
+    __slots__ = ("coro", "dispatcher", "finished", "key", "observe_on", "request")
 
     def __init__(self, dispatcher: RequestDispatcher, request: Message,
                  coro: Coroutine[Any, Any, Message], observe_on: Resource | None) -> None:
@@ -58,6 +59,7 @@ class _EagerRun:
         self.coro = coro
         self.observe_on = observe_on
         self.finished = False
+        self.key = 0
 
     def step(self, _future: object = None) -> None:
         if self.finished:
@@ -103,7 +105,11 @@ class RequestDispatcher:
         self.observers = observers or ObserverRegistry()
         self._unblocked_limit = 1 << (preferred_szx + 4)
         self._tasks: set[asyncio.Future[Message]] = set()
+        # Keyed by a serial number, not id(request): a request object freed after its
+        # answer may hand its id to a newer request, which the older request's entry in
+        # _ack_due would then acknowledge early.
         self._unanswered: dict[int, Message] = {}
+        self._serial = itertools.count(1)
         self._ack_due: collections.deque[tuple[float, int]] = collections.deque()
         self._ack_timer: asyncio.TimerHandle | None = None
         self._eager_runs: set[_EagerRun] = set()
@@ -161,18 +167,12 @@ class RequestDispatcher:
         self._eager_runs.add(run)
         run.step()
         if not run.finished:
-            key = id(request)
-            loop = asyncio.get_running_loop()
-            self._unanswered[key] = request
-            self._ack_due.append((loop.time() + self.empty_ack_delay, key))
-            if self._ack_timer is None:
-                self._ack_timer = loop.call_later(self.empty_ack_delay,
-                                                  self._acknowledge_late)
+            run.key = self._acknowledge_if_late(request)
 
     def _eager_done(self, run: _EagerRun, response: Message | None,
                     error: BaseException | None) -> None:
         self._eager_runs.discard(run)
-        self._unanswered.pop(id(run.request), None)
+        self._unanswered.pop(run.key, None)
         if error is not None:
             self._finish(run.request, error_response(run.request, error), None)
         else:
@@ -212,14 +212,7 @@ class RequestDispatcher:
                observe_on: Resource | None) -> None:
         task = asyncio.ensure_future(result)
         self._tasks.add(task)
-        loop = asyncio.get_running_loop()
-        # One sweeping timer acknowledges every request still unanswered after
-        # empty_ack_delay; a timer per request would cost a heap push and a cancel each.
-        key = id(request)
-        self._unanswered[key] = request
-        self._ack_due.append((loop.time() + self.empty_ack_delay, key))
-        if self._ack_timer is None:
-            self._ack_timer = loop.call_later(self.empty_ack_delay, self._acknowledge_late)
+        key = self._acknowledge_if_late(request)
 
         def done(t: asyncio.Future[Message]) -> None:
             self._tasks.discard(t)
@@ -236,6 +229,18 @@ class RequestDispatcher:
             self._finish(request, response, observe)
 
         task.add_done_callback(done)
+
+    def _acknowledge_if_late(self, request: Message) -> int:
+        """Have ``request`` acknowledged if still unanswered after empty_ack_delay; returns
+        the key to drop from ``_unanswered`` once it is answered. One sweeping timer serves
+        every request: a timer each would cost a heap push and a cancel per request."""
+        loop = asyncio.get_running_loop()
+        key = next(self._serial)
+        self._unanswered[key] = request
+        self._ack_due.append((loop.time() + self.empty_ack_delay, key))
+        if self._ack_timer is None:
+            self._ack_timer = loop.call_later(self.empty_ack_delay, self._acknowledge_late)
+        return key
 
     def _acknowledge_late(self) -> None:
         loop = asyncio.get_running_loop()

@@ -301,3 +301,41 @@ async def test_well_known_core_filtering(server: UdpEndpoint, client: UdpEndpoin
     resp = await client.request(Message.request(Code.GET, "/.well-known/core",
                                                 query=["href=/e*"]), ("::1", server.port))
     assert resp.payload == b"</echo>"
+
+
+class Brief(Resource):
+    """Answers after a short wait, well within the empty-ACK delay."""
+
+    def __init__(self, eager: bool) -> None:
+        super().__init__()
+        self.eager = eager
+
+    async def render_get(self, request: Message) -> Message:
+        await asyncio.sleep(0.03)
+        return request.response(Code.CONTENT, b"ok")
+
+
+@pytest.mark.parametrize("eager", [True, False])
+async def test_only_requests_still_unanswered_get_an_empty_ack(eager: bool) -> None:
+    # Waves of requests answered in 30 ms for longer than the 0.5 s empty-ACK delay: each
+    # wave's request objects are freed and the next wave's may reuse their memory, so
+    # bookkeeping keyed by object identity would acknowledge new requests early.
+    site = Site()
+    site.add("brief", Brief(eager))
+    ep = await UdpEndpoint.create("127.0.0.1", 0, site=site,
+                                  params=TransmissionParameters(empty_ack_delay=0.5))
+    peer = await RawPeer.open("127.0.0.1")
+    try:
+        mid = 0
+        deadline = asyncio.get_running_loop().time() + 1.5
+        while asyncio.get_running_loop().time() < deadline:
+            for _ in range(20):
+                mid += 1
+                req = Message.request(Code.GET, "/brief", token=mid.to_bytes(2, "big"))
+                req.mid = mid
+                peer.send(req, ("127.0.0.1", ep.port))
+            replies = [await peer.recv() for _ in range(20)]
+            assert [(r.mtype, r.code) for r in replies] == [(ACK, Code.CONTENT)] * 20
+    finally:
+        peer.close()
+        await ep.close()
