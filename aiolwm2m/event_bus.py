@@ -77,10 +77,14 @@ class EventBus(Generic[E]):
         return s
 
     def emit(self, event: E) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed on %s", event.name)
-        for s in list(self._streams):
-            s.put(event)
+        # Copies, since a listener may unsubscribe; skipped when empty, as is usual on
+        # the per-request path of a server nobody watches.
+        if self._listeners:
+            for listener in list(self._listeners):
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("event listener failed on %s", event.name)
+        if self._streams:
+            for s in list(self._streams):
+                s.put(event)

@@ -16,6 +16,9 @@ from .options import OptionNumber as O
 from .options import decode_uint, encode_uint, option_name
 
 RawOption = tuple[int, bytes]
+# Plain ints for the per-request option scans: comparing with an IntEnum member costs an
+# attribute lookup on the enum class each time.
+_URI_PATH, _URI_QUERY = int(O.URI_PATH), int(O.URI_QUERY)
 
 
 class Message:
@@ -134,7 +137,7 @@ class Message:
 
     @property
     def uri_path(self) -> tuple[str, ...]:
-        return tuple(v.decode("utf-8", "replace") for n, v in self.options if n == O.URI_PATH)
+        return tuple([v.decode("utf-8", "replace") for n, v in self.options if n == _URI_PATH])
 
     @uri_path.setter
     def uri_path(self, segments: Sequence[str]) -> None:
@@ -142,7 +145,7 @@ class Message:
 
     @property
     def uri_query(self) -> list[str]:
-        return [v.decode("utf-8", "replace") for n, v in self.options if n == O.URI_QUERY]
+        return [v.decode("utf-8", "replace") for n, v in self.options if n == _URI_QUERY]
 
     @uri_query.setter
     def uri_query(self, items: Sequence[str]) -> None:

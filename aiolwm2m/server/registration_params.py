@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.lwm2m.errors import LwM2MError
@@ -39,8 +40,10 @@ class ObjectLinks:
     content_formats: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterParams:
+# Named tuples: one of these is made per request (frozen dataclasses are slow to build).
+
+
+class RegisterParams(NamedTuple):
     endpoint: str
     lifetime: int
     lwm2m_version: str
@@ -51,8 +54,7 @@ class RegisterParams:
     object_links: ObjectLinks
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateParams:
+class UpdateParams(NamedTuple):
     lifetime: int | None
     binding: str | None
     queue_mode: bool | None

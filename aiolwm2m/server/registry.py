@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import itertools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.lwm2m.coap_mapping import DeviceContext
 from aiolwm2m.lwm2m.model import ModelRegistry
-from aiolwm2m.store.interfaces import RegistrationStore
+from aiolwm2m.store.interfaces import Commit, RegistrationStore
 from aiolwm2m.store.records import Address, Registration
 
 from .config import ServerConfig
@@ -25,10 +22,10 @@ from .registration_params import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a registration request came from: the transport, the peer address and the
-    identity the transport authenticated (None for NoSec)."""
+    identity the transport authenticated (None for NoSec). A named tuple, not a frozen
+    dataclass: one is made per request, and frozen dataclasses are slow to build."""
 
     transport: str
     address: Address
@@ -54,18 +51,22 @@ class DefaultAuthorizer:
 
 
 class RegistrationIds:
-    """Unguessable registration ids without a system call each: a keyed BLAKE2b of a
-    counter. The id is a capability (whoever knows /rd/{id} may update a NoSec
-    registration), so it must not be predictable from earlier ones."""
+    """Unguessable registration ids: 72 random bits each, drawn from the OS 256 ids at a
+    time so that a Register costs no system call. The id is a capability (whoever knows
+    /rd/{id} may update a NoSec registration), so it must not be predictable."""
+
+    BATCH = 256
 
     def __init__(self) -> None:
-        self._key = os.urandom(32)
-        self._counter = itertools.count()
+        self._ready: list[str] = []
 
     def __call__(self) -> str:
-        digest = hashlib.blake2b(next(self._counter).to_bytes(8, "big"), key=self._key,
-                                 digest_size=9).digest()
-        return base64.urlsafe_b64encode(digest).decode("ascii")
+        if not self._ready:
+            # 9 random bytes are exactly 12 base64 characters, so the text of a batch
+            # splits into ids without padding.
+            text = base64.urlsafe_b64encode(os.urandom(9 * self.BATCH)).decode("ascii")
+            self._ready = [text[i:i + 12] for i in range(0, len(text), 12)]
+        return self._ready.pop()
 
 
 class Registry:
@@ -133,12 +134,14 @@ class Registry:
 
     # -- the registration interface -------------------------------------------------------
 
-    async def register(self, query: list[str], payload: bytes, content_format: int | None,
-                       origin: Origin) -> tuple[Registration, Registration | None]:
+    def register(self, query: list[str], payload: bytes, content_format: int | None,
+                 origin: Origin) -> tuple[Registration, Registration | None, Commit]:
+        """Register; the new registration is live at once and durable when the returned
+        commit completes (the caller holds the 2.01 until then)."""
         params = parse_register(query, payload, content_format,
                                 accepted_versions=self.config.lwm2m_versions,
                                 default_lifetime=self.config.default_lifetime)
-        current = await self.store.get_by_endpoint(params.endpoint)
+        current = self.by_endpoint.get(params.endpoint)
         refusal = self.authorizer.authorize(params.endpoint, origin, current)
         if refusal is not None:
             raise RegistrationError(Code.FORBIDDEN, refusal)
@@ -152,17 +155,18 @@ class Registry:
             identity=origin.identity, links=links.links, objects=links.objects,
             root_path=links.root_path, content_formats=links.content_formats,
             registered_at=now, updated_at=now, extra=params.extra)
-        replaced = await self.store.add(reg)
+        replaced, commit = self.store.add_nowait(reg)
         if replaced is not None:
             self._unindex(replaced)
         self._index(reg)
         self.on_change()
-        return reg, replaced
+        return reg, replaced, commit
 
-    async def update(self, registration_id: str, query: list[str], payload: bytes,
-                     content_format: int | None, origin: Origin
-                     ) -> tuple[Registration, Registration]:
-        current = await self.store.get(registration_id)
+    def update(self, registration_id: str, query: list[str], payload: bytes,
+               content_format: int | None, origin: Origin
+               ) -> tuple[Registration, Registration, Commit]:
+        """Update; live at once, durable when the returned commit completes."""
+        current = self.by_id.get(registration_id)
         if current is None:
             raise RegistrationError(Code.NOT_FOUND, f"no registration {registration_id}")
         self._check_owner(current, origin)
@@ -182,10 +186,10 @@ class Registry:
             changes.update(links=links.links, objects=links.objects, root_path=links.root_path,
                            content_formats=links.content_formats)
         updated = current.with_changes(**changes)
-        await self.store.update(updated)
+        commit = self.store.update_nowait(updated)
         self._unindex(current)
         self._index(updated)
-        return updated, current
+        return updated, current, commit
 
     async def deregister(self, registration_id: str, origin: Origin) -> Registration:
         current = await self.store.get(registration_id)

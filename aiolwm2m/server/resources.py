@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import MethodNotAllowed, NotFound
 from aiolwm2m.coap.message import Message
-from aiolwm2m.transport.site import Resource
+from aiolwm2m.transport.site import RenderResult, Resource
 
 from .registry import Origin
 
@@ -37,13 +37,13 @@ class RegistrationInterface(Resource):
         self.transport = transport
         self.identities = identities
 
-    async def render_post(self, request: Message) -> Message:
+    def render_post(self, request: Message) -> RenderResult:
         sub = self.subpath(request)
         origin = origin_of(request, self.transport, self.identities)
         if not sub:
-            return await self.server._register(request, origin)
+            return self.server._register(request, origin)
         if len(sub) == 1:
-            return await self.server._update(sub[0], request, origin)
+            return self.server._update(sub[0], request, origin)
         raise NotFound(f"no registration at {request.path}")
 
     async def render_delete(self, request: Message) -> Message:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,13 +42,13 @@ from aiolwm2m.lwm2m.operations import (
 )
 from aiolwm2m.lwm2m.path import ROOT, LwM2MPath
 from aiolwm2m.security.config import ServerCredentials
-from aiolwm2m.store.interfaces import Stores
+from aiolwm2m.store.interfaces import Commit, Stores
 from aiolwm2m.store.memory import MemoryStores
 from aiolwm2m.store.records import QueuedRequest, Registration
 from aiolwm2m.store.sqlite import SQLiteStores
 from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.interface import Endpoint
-from aiolwm2m.transport.site import Site
+from aiolwm2m.transport.site import HeldResponse, RenderResult, Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsServerSecurity
 from aiolwm2m.transport.udp import UdpEndpoint
@@ -259,30 +260,53 @@ class LwM2MServer:
 
     # -- registration interface (called by the /rd and /dp resources) ----------------------
 
-    async def _register(self, request: Message, origin: Origin) -> Message:
+    # Register and Update answer without a coroutine: the reply is held (not a handler
+    # suspended) until the registration is durable, and the events follow the commit, so
+    # no listener hears of a registration a crash could still lose.
+
+    def _register(self, request: Message, origin: Origin) -> RenderResult:
         try:
-            reg, replaced = await self.registry.register(
+            reg, replaced, commit = self.registry.register(
                 request.uri_query, request.payload, request.content_format, origin)
         except RegistrationError as e:
             raise CoapRequestError(e.message, e.code) from None
-        if replaced is not None:
-            await self._ended(replaced, "replaced by a new registration")
         response = request.response(Code.CREATED)
         response.location_path = ("rd", reg.id)
-        self.events.emit(Registered(reg, replaced))
-        self.queue.woke(reg)
+        if replaced is not None:
+            return self._register_replacing(reg, replaced, commit, response)
+        if commit is None:
+            self._registered(reg, None)
+            return response
+        return HeldResponse(response, commit, functools.partial(self._registered, reg, None))
+
+    async def _register_replacing(self, reg: Registration, replaced: Registration,
+                                  commit: Commit, response: Message) -> Message:
+        await self._ended(replaced, "replaced by a new registration")
+        if commit is not None:
+            await commit
+        self._registered(reg, replaced)
         return response
 
-    async def _update(self, registration_id: str, request: Message, origin: Origin) -> Message:
+    def _registered(self, reg: Registration, replaced: Registration | None) -> None:
+        self.events.emit(Registered(reg, replaced))
+        self.queue.woke(reg)
+
+    def _update(self, registration_id: str, request: Message, origin: Origin) -> RenderResult:
         try:
-            reg, previous = await self.registry.update(
+            reg, previous, commit = self.registry.update(
                 registration_id, request.uri_query, request.payload, request.content_format,
                 origin)
         except RegistrationError as e:
             raise CoapRequestError(e.message, e.code) from None
+        response = request.response(Code.CHANGED)
+        if commit is None:
+            self._updated(reg, previous)
+            return response
+        return HeldResponse(response, commit, functools.partial(self._updated, reg, previous))
+
+    def _updated(self, reg: Registration, previous: Registration) -> None:
         self.events.emit(Updated(reg, previous))
         self.queue.woke(reg)
-        return request.response(Code.CHANGED)
 
     async def _deregister(self, registration_id: str, request: Message, origin: Origin
                           ) -> Message:

@@ -5,9 +5,14 @@ Methods that change state return once the change is durable (for stores that per
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from .records import Observation, QueuedRequest, Registration, SecurityInfo
+
+#: What the ``*_nowait`` writes return: a future that completes once the write is durable,
+#: or None when it already is (a store that does not persist).
+Commit = asyncio.Future[None] | None
 
 
 class RegistrationStore(Protocol):
@@ -16,6 +21,14 @@ class RegistrationStore(Protocol):
 
     async def update(self, registration: Registration) -> None:
         """Replace the stored registration with the same id (e.g. after an Update)."""
+
+    def add_nowait(self, registration: Registration) -> tuple[Registration | None, Commit]:
+        """:meth:`add` without waiting: reads see the change at once, and it is durable
+        when the commit completes. For the request path, which holds its reply until then
+        rather than suspending a coroutine per request."""
+
+    def update_nowait(self, registration: Registration) -> Commit:
+        """:meth:`update` without waiting (see :meth:`add_nowait`)."""
 
     async def remove(self, registration_id: str) -> Registration | None: ...
 

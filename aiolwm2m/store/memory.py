@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from .interfaces import Commit
 from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
 
 
@@ -32,11 +33,23 @@ class MemoryRegistrationStore:
             del self._by_endpoint[reg.endpoint]
         return reg
 
+    def add_nowait(self, registration: Registration) -> tuple[Registration | None, Commit]:
+        return self._add(registration), None
+
+    def update_nowait(self, registration: Registration) -> Commit:
+        self._update(registration)
+        return None
+
     async def add(self, registration: Registration) -> Registration | None:
-        return self._add(registration)
+        old, commit = self.add_nowait(registration)
+        if commit is not None:
+            await commit
+        return old
 
     async def update(self, registration: Registration) -> None:
-        self._update(registration)
+        commit = self.update_nowait(registration)
+        if commit is not None:
+            await commit
 
     async def remove(self, registration_id: str) -> Registration | None:
         return self._remove(registration_id)

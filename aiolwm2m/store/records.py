@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 Address = tuple[str, int]
@@ -46,7 +47,11 @@ class Registration:
         return now >= self.expires_at
 
     def with_changes(self, **changes: Any) -> Registration:
-        return replace(self, **changes)
+        # What dataclasses.replace does, without its per-call field introspection (an
+        # Update calls this once per request).
+        fields = {name: getattr(self, name) for name in _REGISTRATION_FIELDS}
+        fields.update(changes)
+        return Registration(**fields)
 
     def object_version(self, object_id: int) -> str | None:
         for o in self.objects:
@@ -89,30 +94,41 @@ class Registration:
         )
 
 
+_REGISTRATION_FIELDS = tuple(f.name for f in dataclass_fields(Registration))
+
+
 # The object list of a registration is shared by every device of a kind (the server caches
-# its parse), so its JSON is computed once per distinct list.
-_OBJECTS_JSON: dict[tuple[ObjectLinkEntry, ...], str] = {}
+# its parse), so its row form is computed once per distinct list. Keyed by identity: hashing
+# the tuple would hash every entry on every write.
+RegistrationObjectRows = tuple[tuple[int, int | None, str | None], ...]
+RegistrationRow = tuple[Any, ...]
+_OBJECT_ROWS: dict[int, tuple[tuple[ObjectLinkEntry, ...], RegistrationObjectRows]] = {}
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _objects_json(objects: tuple[ObjectLinkEntry, ...]) -> str:
-    text = _OBJECTS_JSON.get(objects)
-    if text is None:
-        if len(_OBJECTS_JSON) >= 4096:
-            _OBJECTS_JSON.clear()
-        text = _OBJECTS_JSON[objects] = _ENCODE(
-            [[o.object_id, o.instance_id, o.version] for o in objects])
-    return text
+def _object_rows(objects: tuple[ObjectLinkEntry, ...]) -> RegistrationObjectRows:
+    cached = _OBJECT_ROWS.get(id(objects))
+    if cached is not None and cached[0] is objects:
+        return cached[1]
+    if len(_OBJECT_ROWS) >= 4096:
+        _OBJECT_ROWS.clear()
+    rows = tuple((o.object_id, o.instance_id, o.version) for o in objects)
+    _OBJECT_ROWS[id(objects)] = (objects, rows)
+    return rows
+
+
+def registration_row(reg: Registration) -> RegistrationRow:
+    """The positional form the SQLite store keeps, as plain tuples (``marshal``-able, and
+    JSON-encoded by the writer process, off the event loop). The hot path of a Register,
+    hence no dict."""
+    return (reg.id, reg.endpoint, reg.address[0], reg.address[1], reg.lifetime,
+            reg.lwm2m_version, reg.binding, reg.queue_mode, reg.sms, reg.transport,
+            reg.identity, reg.links, reg.root_path, reg.content_formats, reg.registered_at,
+            reg.updated_at, reg.extra, _object_rows(reg.objects))
 
 
 def registration_to_json(reg: Registration) -> str:
-    """A compact positional JSON form (what the SQLite store keeps; the hot path of a
-    Register, hence no dict)."""
-    head = _ENCODE([reg.id, reg.endpoint, reg.address[0], reg.address[1], reg.lifetime,
-                    reg.lwm2m_version, reg.binding, reg.queue_mode, reg.sms, reg.transport,
-                    reg.identity, reg.links, reg.root_path, reg.content_formats,
-                    reg.registered_at, reg.updated_at, reg.extra])
-    return head[:-1] + "," + _objects_json(reg.objects) + "]"
+    return _ENCODE(registration_row(reg))
 
 
 def registration_from_json(text: str) -> Registration:

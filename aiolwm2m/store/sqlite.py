@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .interfaces import Commit
 from .memory import (
     MemoryObservationStore,
     MemoryQueueStore,
@@ -21,9 +22,9 @@ from .records import (
     Registration,
     SecurityInfo,
     registration_from_json,
-    registration_to_json,
+    registration_row,
 )
-from .sqlite_writer import SQLiteWriter, read_all
+from .sqlite_writer import SQLiteWriter, json_last, read_all
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS registrations (
@@ -46,7 +47,7 @@ def _json(d: dict[str, Any]) -> str:
 
 # A new registration of a known endpoint replaces the old row through the UNIQUE(endpoint)
 # conflict of INSERT OR REPLACE, so a burst of Registers is one run of one statement.
-UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?)"
+UPSERT_REGISTRATION = json_last("INSERT OR REPLACE INTO registrations VALUES (?,?,?)")
 DELETE_REGISTRATION = "DELETE FROM registrations WHERE id=?"
 
 
@@ -55,16 +56,15 @@ class SQLiteRegistrationStore(MemoryRegistrationStore):
         super().__init__()
         self._writer = writer
 
-    async def add(self, registration: Registration) -> Registration | None:
+    def add_nowait(self, registration: Registration) -> tuple[Registration | None, Commit]:
         old = self._add(registration)
-        await self._writer.submit([(UPSERT_REGISTRATION, (
-            registration.id, registration.endpoint, registration_to_json(registration)))])
-        return old
+        return old, self._writer.submit([(UPSERT_REGISTRATION, (
+            registration.id, registration.endpoint, registration_row(registration)))])
 
-    async def update(self, registration: Registration) -> None:
+    def update_nowait(self, registration: Registration) -> Commit:
         self._update(registration)
-        await self._writer.submit([(UPSERT_REGISTRATION, (
-            registration.id, registration.endpoint, registration_to_json(registration)))])
+        return self._writer.submit([(UPSERT_REGISTRATION, (
+            registration.id, registration.endpoint, registration_row(registration)))])
 
     async def remove(self, registration_id: str) -> Registration | None:
         reg = self._remove(registration_id)

@@ -35,7 +35,14 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 
 
-Statement = tuple[str, Sequence[Any]]
+Statement = tuple[str | tuple[str, str], Sequence[Any]]
+
+
+def json_last(sql: str) -> tuple[str, str]:
+    """The key of a statement whose last parameter (plain tuples, lists, numbers, strings)
+    the writer process encodes as JSON: encoding is a good part of a write's cost, and
+    there it runs on the other core."""
+    return ("json-last", sql)
 
 
 class WriterFailed(sqlite3.OperationalError):

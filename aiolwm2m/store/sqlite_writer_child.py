@@ -10,6 +10,7 @@ On end of input (the server stopped or died) it commits what it has and exits.
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 import select
@@ -49,20 +50,26 @@ def write_frame(fd: int, obj: Any) -> None:
         data = data[os.write(fd, data):]
 
 
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def apply(conn: sqlite3.Connection, statements: list[Any]) -> int:
-    """Run a batch's statements; consecutive ones with the same SQL are run together."""
+    """Run a batch's statements; consecutive ones with the same SQL are run together. A key
+    ``("json-last", SQL)`` asks for the last parameter to be encoded as JSON here."""
     run_key: Any = None
     run: list[Any] = []
+    encode = False
 
     def flush() -> None:
         if run:
-            conn.executemany(run_key, run)
+            conn.executemany(run_key[1] if encode else run_key, run)
 
     for key, params in statements:
         if key != run_key:
             flush()
             run_key, run = key, []
-        run.append(params)
+            encode = type(key) is tuple
+        run.append((*params[:-1], _DUMPS(params[-1])) if encode else params)
     flush()
     return len(statements)
 

@@ -22,7 +22,9 @@ from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.observe import Observation, ObserverRegistry
 from aiolwm2m.coap.options import OptionNumber
 
-from .site import Resource, Site
+from .site import HeldResponse, RenderResult, Resource, Site
+
+Reply = Message | HeldResponse
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class _EagerRun:
     __slots__ = ("coro", "dispatcher", "finished", "key", "observe_on", "request")
 
     def __init__(self, dispatcher: RequestDispatcher, request: Message,
-                 coro: Coroutine[Any, Any, Message], observe_on: Resource | None) -> None:
+                 coro: Coroutine[Any, Any, Reply], observe_on: Resource | None) -> None:
         self.dispatcher = dispatcher
         self.request = request
         self.coro = coro
@@ -104,7 +106,7 @@ class RequestDispatcher:
         self.block2 = Block2Server(preferred_szx=preferred_szx)
         self.observers = observers or ObserverRegistry()
         self._unblocked_limit = 1 << (preferred_szx + 4)
-        self._tasks: set[asyncio.Future[Message]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         # Keyed by a serial number, not id(request): a request object freed after its
         # answer may hand its id to a newer request, which the older request's entry in
         # _ack_due would then acknowledge early.
@@ -113,6 +115,10 @@ class RequestDispatcher:
         self._ack_due: collections.deque[tuple[float, int]] = collections.deque()
         self._ack_timer: asyncio.TimerHandle | None = None
         self._eager_runs: set[_EagerRun] = set()
+        # Replies waiting for their write to be durable, grouped by what they wait for (one
+        # group commit serves many): (request, reply, observe_on, _unanswered key).
+        self._held: dict[asyncio.Future[None],
+                         list[tuple[Message, HeldResponse, Resource | None, int]]] = {}
         site.attach(self)
 
     def close(self) -> None:
@@ -121,6 +127,7 @@ class RequestDispatcher:
             run.finished = True
             run.coro.close()
         self._eager_runs.clear()
+        self._held.clear()
         if self._ack_timer is not None:
             self._ack_timer.cancel()
         for task in list(self._tasks):
@@ -144,17 +151,19 @@ class RequestDispatcher:
         except Exception as e:
             self.transport.send_response(request, error_response(request, e))
             return
-        if resource.eager and type(result) is not Message:
+        rtype = type(result)
+        if rtype is Message:
+            if len(result.payload) > self._unblocked_limit:  # type: ignore[union-attr]
+                result = self.block2.serve(request, result, now)  # type: ignore[arg-type]
+            self.transport.send_response(request, result)  # type: ignore[arg-type]
+        elif rtype is HeldResponse:
+            self._hold(request, result, None)  # type: ignore[arg-type]
+        elif resource.eager:
             self._eager(request, result, None)  # type: ignore[arg-type]
-            return
-        if type(result) is Message:
-            if len(result.payload) > self._unblocked_limit:
-                result = self.block2.serve(request, result, now)
-            self.transport.send_response(request, result)
         else:
             self._await(request, result, None)  # type: ignore[arg-type]
 
-    def _eager(self, request: Message, coro: Coroutine[Any, Any, Message],
+    def _eager(self, request: Message, coro: Coroutine[Any, Any, Reply],
                observe_on: Resource | None) -> None:
         """Run a handler coroutine without a Task (for resources with ``eager = True``).
 
@@ -169,7 +178,7 @@ class RequestDispatcher:
         if not run.finished:
             run.key = self._acknowledge_if_late(request)
 
-    def _eager_done(self, run: _EagerRun, response: Message | None,
+    def _eager_done(self, run: _EagerRun, response: Reply | None,
                     error: BaseException | None) -> None:
         self._eager_runs.discard(run)
         self._unanswered.pop(run.key, None)
@@ -201,25 +210,26 @@ class RequestDispatcher:
             return
         register = observe == 0 and resource.observable and request.code in (Code.GET,
                                                                             Code.FETCH)
-        if type(result) is Message:
+        if isinstance(result, Message | HeldResponse):
             self._finish(request, result, resource if register else None)
         elif resource.eager:
             self._eager(request, result, resource if register else None)  # type: ignore[arg-type]
         else:
-            self._await(request, result, resource if register else None)  # type: ignore[arg-type]
+            self._await(request, result, resource if register else None)
 
-    def _await(self, request: Message, result: Awaitable[Message],
+    def _await(self, request: Message, result: Awaitable[Reply],
                observe_on: Resource | None) -> None:
         task = asyncio.ensure_future(result)
         self._tasks.add(task)
         key = self._acknowledge_if_late(request)
 
-        def done(t: asyncio.Future[Message]) -> None:
+        def done(t: asyncio.Future[Reply]) -> None:
             self._tasks.discard(t)
             self._unanswered.pop(key, None)
             if t.cancelled():
                 return
             exc = t.exception()
+            response: Reply
             if exc is not None:
                 response = error_response(request, exc)
                 observe = None
@@ -255,7 +265,43 @@ class RequestDispatcher:
         if due:
             self._ack_timer = loop.call_later(due[0][0] - now, self._acknowledge_late)
 
-    def _finish(self, request: Message, response: Message, observe_on: Resource | None) -> None:
+    def _hold(self, request: Message, held: HeldResponse, observe_on: Resource | None) -> None:
+        until = held.until
+        if until.done():
+            self._release_one(request, held, observe_on)
+            return
+        waiting = self._held.get(until)
+        if waiting is None:
+            waiting = self._held[until] = []
+            until.add_done_callback(self._release)
+        waiting.append((request, held, observe_on, self._acknowledge_if_late(request)))
+
+    def _release(self, until: asyncio.Future[None]) -> None:
+        unanswered = self._unanswered
+        for request, held, observe_on, key in self._held.pop(until, ()):
+            unanswered.pop(key, None)
+            self._release_one(request, held, observe_on)
+
+    def _release_one(self, request: Message, held: HeldResponse,
+                     observe_on: Resource | None) -> None:
+        until = held.until
+        error = (CoapRequestError("the write was abandoned", Code.SERVICE_UNAVAILABLE)
+                 if until.cancelled() else until.exception())
+        if error is None and held.then is not None:
+            try:
+                held.then()
+            except Exception as e:
+                error = e
+        if error is not None:
+            self._finish(request, error_response(request, error), None)
+        else:
+            self._finish(request, held.response, observe_on)
+
+    def _finish(self, request: Message, response: Reply, observe_on: Resource | None) -> None:
+        if type(response) is HeldResponse:
+            self._hold(request, response, observe_on)
+            return
+        assert type(response) is Message
         now = self.clock()
         if request.get_option(_BLOCK1) is not None and response.get_option(_BLOCK1) is None:
             # The final response of a Block1 transfer echoes the last block (RFC 7959 2.3).
@@ -286,7 +332,7 @@ class RequestDispatcher:
         if type(result) is Message:
             self._send_notification(obs, result, confirmable)
             return
-        task = asyncio.ensure_future(result)  # type: ignore[arg-type]
+        task = asyncio.ensure_future(_settled(result))
         self._tasks.add(task)
 
         def done(t: asyncio.Future[Message]) -> None:
@@ -315,3 +361,13 @@ class RequestDispatcher:
     def observer_lost(self, peer: object, token: bytes) -> Observation | None:
         """A notification was reset or never acknowledged: forget the observer."""
         return self.observers.remove(peer, token)
+
+
+async def _settled(result: RenderResult) -> Message:
+    """The message a render result comes to, held replies waited for."""
+    if isinstance(result, Message):
+        return result
+    if isinstance(result, HeldResponse):
+        return await result.resolved()
+    value = await result
+    return await value.resolved() if isinstance(value, HeldResponse) else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, Union
 
@@ -14,8 +15,36 @@ from aiolwm2m.coap.options import OptionNumber
 if TYPE_CHECKING:
     from aiolwm2m.coap.observe import Observation
 
-RenderResult = Union[Message, Awaitable[Message]]  # noqa: UP007 (runtime alias)
+
+
+class HeldResponse:
+    """A response that must not leave before ``until`` completes: the reply to a write
+    that may only be acknowledged once it is durable. The dispatcher keeps it without a
+    coroutine or Task, so a thousand replies waiting for one group commit cost a list.
+
+    ``then`` runs once ``until`` succeeded, just before the response is sent (say, to
+    announce the write). If ``until`` fails, the client gets 5.00 instead.
+    """
+
+    __slots__ = ("response", "then", "until")
+
+    def __init__(self, response: Message, until: asyncio.Future[None],
+                 then: Callable[[], None] | None = None) -> None:
+        self.response = response
+        self.until = until
+        self.then = then
+
+    async def resolved(self) -> Message:
+        """Wait for it the ordinary way (for paths that serve few requests)."""
+        await self.until
+        if self.then is not None:
+            self.then()
+        return self.response
+
+
+RenderResult = Union[Message, HeldResponse, Awaitable[Message | HeldResponse]]  # noqa: UP007
 RouteKey = tuple[bytes, ...]
+_URI_PATH = int(OptionNumber.URI_PATH)
 
 
 class Resource:
@@ -159,7 +188,7 @@ class Site:
         yield from self._prefix.values()
 
     def find(self, request: Message) -> Resource:
-        key = tuple([v for n, v in request.options if n == OptionNumber.URI_PATH])
+        key = tuple([v for n, v in request.options if n == _URI_PATH])
         r = self._exact.get(key)
         if r is not None:
             return r

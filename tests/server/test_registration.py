@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+from pathlib import Path
+
 import aiocoap
 from aiocoap.numbers.codes import Code as C
 
-from aiolwm2m.server import LwM2MServer
+from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.server.events import Deregistered, Expired, Registered, Updated
+from aiolwm2m.server.registry import RegistrationIds
+from aiolwm2m.store.interfaces import Commit
+from aiolwm2m.store.memory import MemoryRegistrationStore, MemoryStores
+from aiolwm2m.store.records import Registration
 
-from .aiocoap_device import AiocoapDevice
+from .aiocoap_device import AiocoapDevice, wait_for
 from .conftest import FakeClock, uri
 
 
@@ -107,3 +115,59 @@ async def test_lifetime_expiry(server: LwM2MServer, device: AiocoapDevice,
     assert isinstance(ev, Expired) and ev.registration.endpoint == "dev-1"
     assert "dev-1" not in server.registrations
     assert (await device.update()).code == C.NOT_FOUND
+
+
+class GatedRegistrations(MemoryRegistrationStore):
+    """A registration store whose writes become durable only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[asyncio.Future[None]] = []
+
+    def _commit(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.commits.append(fut)
+        return fut
+
+    def add_nowait(self, registration: Registration) -> tuple[Registration | None, Commit]:
+        return self._add(registration), self._commit()
+
+    def update_nowait(self, registration: Registration) -> Commit:
+        self._update(registration)
+        return self._commit()
+
+
+async def test_reply_and_events_wait_for_the_commit(tmp_path: Path,
+                                                   device: AiocoapDevice) -> None:
+    stores = MemoryStores()
+    gated = GatedRegistrations()
+    stores.registrations = gated
+    server = LwM2MServer(ServerConfig(host="::1", port=0, data_dir=tmp_path), stores=stores)
+    await server.start()
+    try:
+        seen: list[object] = []
+        server.subscribe(seen.append)
+        register = asyncio.create_task(device.register(uri(server)))
+        await wait_for(lambda: gated.commits)
+        await asyncio.sleep(0.3)
+        assert not register.done() and seen == []
+        gated.commits[0].set_result(None)
+        assert (await register).code == C.CREATED
+        assert [type(e) for e in seen] == [Registered]
+
+        # A write that cannot be made durable is not acknowledged, and not announced.
+        update = asyncio.create_task(device.update("lt=600"))
+        await wait_for(lambda: len(gated.commits) == 2)
+        gated.commits[1].set_exception(OSError("disk full"))
+        assert (await update).code == C.INTERNAL_SERVER_ERROR
+        assert [type(e) for e in seen] == [Registered]
+    finally:
+        await server.stop()
+
+
+def test_registration_ids_are_random_and_distinct() -> None:
+    ids = RegistrationIds()
+    drawn = [ids() for _ in range(3 * RegistrationIds.BATCH + 7)]
+    assert len(set(drawn)) == len(drawn)
+    assert all(len(i) == 12 and re.fullmatch(r"[A-Za-z0-9_-]{12}", i) for i in drawn)
+    assert RegistrationIds()() not in drawn

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from aiolwm2m.store.records import (
     Observation,
     QueuedRequest,
     Registration,
+    registration_from_json,
+    registration_to_json,
 )
 from aiolwm2m.store.sqlite import SQLiteStores
 
@@ -71,6 +75,38 @@ async def test_registrations(stores: Stores) -> None:
     assert await r.remove("c") is None
     assert await r.get_by_endpoint("ep1") is None
     assert [x.id for x in await r.all()] == ["b"]
+
+
+async def test_writes_without_waiting(stores: Stores) -> None:
+    r = stores.registrations
+    old, commit = r.add_nowait(reg("a", "ep1"))
+    assert old is None
+    assert await r.get("a") == reg("a", "ep1")  # visible before it is durable
+    if commit is not None:
+        await commit
+    old, _ = r.add_nowait(reg("b", "ep1"))
+    assert old == reg("a", "ep1")
+    commit = r.update_nowait(reg("b", "ep1", lifetime=7))
+    assert (await r.get("b")) == reg("b", "ep1", lifetime=7)
+    if commit is not None:
+        await commit
+    with pytest.raises(KeyError):
+        r.update_nowait(reg("zz", "nope"))
+
+
+async def test_sqlite_commit_of_a_write_without_waiting_is_durable(tmp_path: Path) -> None:
+    s = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    _, first = s.registrations.add_nowait(reg("a", "ep1"))
+    second = s.registrations.update_nowait(reg("a", "ep1", lifetime=9, updated_at=300.0))
+    assert first is not None and second is not None
+    await asyncio.gather(first, second)
+    # Read the file through another connection while the store is still open: what the
+    # commit acknowledged is on disk, in the row form registration_from_json reads.
+    with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite3")) as conn:
+        (data,) = conn.execute("SELECT data FROM registrations WHERE id='a'").fetchone()
+    assert registration_from_json(data) == reg("a", "ep1", lifetime=9, updated_at=300.0)
+    assert data == registration_to_json(reg("a", "ep1", lifetime=9, updated_at=300.0))
+    await s.close()
 
 
 async def test_observations(stores: Stores) -> None:

@@ -11,7 +11,7 @@ from aiolwm2m.coap.codes import Code, MessageType
 from aiolwm2m.coap.errors import BadRequest, EndpointClosed, RequestTimeout
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.params import TransmissionParameters
-from aiolwm2m.transport.site import RenderResult, Resource, Site
+from aiolwm2m.transport.site import HeldResponse, RenderResult, Resource, Site
 from aiolwm2m.transport.udp import UdpEndpoint
 
 from .raw_peer import RawPeer
@@ -336,6 +336,58 @@ async def test_only_requests_still_unanswered_get_an_empty_ack(eager: bool) -> N
                 peer.send(req, ("127.0.0.1", ep.port))
             replies = [await peer.recv() for _ in range(20)]
             assert [(r.mtype, r.code) for r in replies] == [(ACK, Code.CONTENT)] * 20
+    finally:
+        peer.close()
+        await ep.close()
+
+
+class Durable(Resource):
+    """Replies held until a future the test completes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.until: asyncio.Future[None] | None = None
+        self.announced = 0
+
+    def render_put(self, request: Message) -> RenderResult:
+        self.until = asyncio.get_running_loop().create_future()
+        return HeldResponse(request.response(Code.CHANGED, b"kept"), self.until,
+                            self._announce)
+
+    def _announce(self) -> None:
+        self.announced += 1
+
+
+async def test_held_reply_leaves_after_its_future_with_an_empty_ack_if_late() -> None:
+    site = Site()
+    durable = Durable()
+    site.add("durable", durable)
+    ep = await UdpEndpoint.create("127.0.0.1", 0, site=site,
+                                  params=TransmissionParameters(empty_ack_delay=0.1))
+    peer = await RawPeer.open("127.0.0.1")
+    try:
+        req = Message.request(Code.PUT, "/durable", token=b"h1")
+        req.mid = 7
+        peer.send(req, ("127.0.0.1", ep.port))
+        ack = await peer.recv()
+        assert (ack.mtype, ack.code, ack.mid) == (ACK, 0, 7)  # still held: empty ACK
+        assert durable.until is not None and durable.announced == 0
+        durable.until.set_result(None)
+        resp = await peer.recv()
+        assert (resp.mtype, resp.code, resp.token, resp.payload) == (
+            CON, Code.CHANGED, b"h1", b"kept")
+        assert durable.announced == 1
+        peer.send(Message(ACK, 0, resp.mid), ("127.0.0.1", ep.port))
+
+        req = Message.request(Code.PUT, "/durable", token=b"h2")
+        req.mid = 8
+        peer.send(req, ("127.0.0.1", ep.port))
+        await asyncio.sleep(0.02)
+        assert durable.until is not None
+        durable.until.set_exception(OSError("disk full"))
+        resp = await peer.recv()
+        assert (resp.mtype, resp.code, resp.mid) == (ACK, Code.INTERNAL_SERVER_ERROR, 8)
+        assert durable.announced == 1
     finally:
         peer.close()
         await ep.close()
