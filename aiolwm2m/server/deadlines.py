@@ -1,47 +1,85 @@
-"""A heap of deadlines keyed by id, for registration lifetimes and queue-mode awake windows.
+"""Deadlines keyed by id, for registration lifetimes and queue-mode awake windows.
 
-Rescheduling a key pushes a new entry and leaves the old one to be skipped when it surfaces,
-so an Update costs one heap push and nothing is ever scanned.
+A timer wheel of short slots: scheduling, moving and cancelling a deadline are set
+operations, so an Update (which moves its registration's deadline) costs no heap work and
+leaves nothing stale behind. Only the slots themselves are ordered, in a heap that grows by
+one entry per distinct slot (a few per second of deadlines), not per key.
 """
 
 from __future__ import annotations
 
 import heapq
 
+# Seconds per slot. The slot a time falls in is found with a multiplication and a floor;
+# a slot is scanned key by key only while "now" lies inside it.
+SLOT = 1 / 16
 
-class DeadlineHeap:
+
+class Deadlines:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, str]] = []
         self._current: dict[str, float] = {}
+        self._slots: dict[int, set[str]] = {}
+        self._order: list[int] = []  # heap of the indexes in _slots
 
     def __len__(self) -> int:
         return len(self._current)
 
     def schedule(self, key: str, deadline: float) -> None:
+        """Set (or move) the deadline of ``key``."""
+        old = self._current.get(key)
+        if old is not None:
+            self._slots[int(old // SLOT)].discard(key)
         self._current[key] = deadline
-        heapq.heappush(self._heap, (deadline, key))
+        index = int(deadline // SLOT)
+        members = self._slots.get(index)
+        if members is None:
+            members = self._slots[index] = set()
+            heapq.heappush(self._order, index)
+        members.add(key)
 
     def cancel(self, key: str) -> None:
-        self._current.pop(key, None)
+        old = self._current.pop(key, None)
+        if old is not None:
+            self._slots[int(old // SLOT)].discard(key)
 
     def deadline(self, key: str) -> float | None:
         return self._current.get(key)
 
-    def next_deadline(self) -> float | None:
-        heap = self._heap
-        while heap:
-            deadline, key = heap[0]
-            if self._current.get(key) == deadline:
-                return deadline
-            heapq.heappop(heap)
+    def _first_slot(self) -> tuple[int, set[str]] | None:
+        order, slots = self._order, self._slots
+        while order:
+            members = slots[order[0]]
+            if members:
+                return order[0], members
+            del slots[heapq.heappop(order)]
         return None
 
+    def next_deadline(self) -> float | None:
+        first = self._first_slot()
+        if first is None:
+            return None
+        current = self._current
+        return min(current[k] for k in first[1])
+
     def pop_due(self, now: float) -> list[str]:
+        """The keys whose deadline is at or before ``now``, earliest first; they are
+        forgotten."""
         due: list[str] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            deadline, key = heapq.heappop(heap)
-            if self._current.get(key) == deadline:
-                del self._current[key]
-                due.append(key)
+        current = self._current
+        while (first := self._first_slot()) is not None and first[0] * SLOT <= now:
+            index, members = first
+            if (index + 1) * SLOT <= now:
+                taken = sorted(members, key=current.__getitem__)
+                heapq.heappop(self._order)
+                del self._slots[index]
+            else:
+                # "now" is inside this slot: only some of it is due, and nothing after it.
+                taken = sorted((k for k in members if current[k] <= now),
+                               key=current.__getitem__)
+                members.difference_update(taken)
+            for key in taken:
+                del current[key]
+            due.extend(taken)
+            if (index + 1) * SLOT > now:
+                break
         return due

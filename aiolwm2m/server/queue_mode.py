@@ -24,7 +24,7 @@ from aiolwm2m.store.interfaces import QueueStore
 from aiolwm2m.store.records import DONE, EXPIRED, FAILED, QueuedRequest, Registration
 
 from .config import ServerConfig
-from .deadlines import DeadlineHeap
+from .deadlines import Deadlines
 from .events import Awake, Event, QueuedRequestFinished, Sleeping
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class QueueMode:
         self.config = config
         self.emit = emit
         self.sender = sender
-        self.awake = DeadlineHeap()
+        self.awake = Deadlines()
         self._sleeping_regs: dict[str, Registration] = {}
         self._waiters: dict[str, asyncio.Future[Response]] = {}
         self._flushing: dict[str, asyncio.Lock] = {}

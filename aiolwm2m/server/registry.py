@@ -14,7 +14,7 @@ from aiolwm2m.store.interfaces import Commit, RegistrationStore
 from aiolwm2m.store.records import Address, Registration
 
 from .config import ServerConfig
-from .deadlines import DeadlineHeap
+from .deadlines import Deadlines
 from .registration_params import (
     RegistrationError,
     parse_register,
@@ -76,7 +76,7 @@ class Registry:
         self.config = config
         self.model = model
         self.authorizer: Authorizer = authorizer or DefaultAuthorizer()
-        self.expiry = DeadlineHeap()
+        self.expiry = Deadlines()
         self._by_address: dict[tuple[str, Address], str] = {}
         # Synchronous views of the live registrations, for lookups on every request.
         self.by_id: dict[str, Registration] = {}

@@ -86,6 +86,17 @@ class _EagerRun:
             self.coro.throw(RuntimeError(f"eager handler yielded {yielded!r}"))
 
 
+class _HeldGroup:
+    """Held replies waiting for one future: (request, reply, observe_on, _unanswered key
+    or 0 when the group's own empty-ACK deadline covers the request)."""
+
+    __slots__ = ("acked", "replies")
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[Message, HeldResponse, Resource | None, int]] = []
+        self.acked = False
+
+
 class RequestDispatcher:
     def __init__(
         self,
@@ -112,13 +123,14 @@ class RequestDispatcher:
         # _ack_due would then acknowledge early.
         self._unanswered: dict[int, Message] = {}
         self._serial = itertools.count(1)
-        self._ack_due: collections.deque[tuple[float, int]] = collections.deque()
+        # Entries are a request's key in _unanswered, or a group of held replies.
+        self._ack_due: collections.deque[tuple[float, int | asyncio.Future[None]]] = (
+            collections.deque())
         self._ack_timer: asyncio.TimerHandle | None = None
         self._eager_runs: set[_EagerRun] = set()
-        # Replies waiting for their write to be durable, grouped by what they wait for (one
-        # group commit serves many): (request, reply, observe_on, _unanswered key).
-        self._held: dict[asyncio.Future[None],
-                         list[tuple[Message, HeldResponse, Resource | None, int]]] = {}
+        # Replies waiting for their write to be durable, grouped by what they wait for: one
+        # group commit serves many, and the group, not each reply, is timed for empty ACKs.
+        self._held: dict[asyncio.Future[None], _HeldGroup] = {}
         site.attach(self)
 
     def close(self) -> None:
@@ -244,13 +256,16 @@ class RequestDispatcher:
         """Have ``request`` acknowledged if still unanswered after empty_ack_delay; returns
         the key to drop from ``_unanswered`` once it is answered. One sweeping timer serves
         every request: a timer each would cost a heap push and a cancel per request."""
-        loop = asyncio.get_running_loop()
         key = next(self._serial)
         self._unanswered[key] = request
+        self._ack_later(key)
+        return key
+
+    def _ack_later(self, key: int | asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
         self._ack_due.append((loop.time() + self.empty_ack_delay, key))
         if self._ack_timer is None:
             self._ack_timer = loop.call_later(self.empty_ack_delay, self._acknowledge_late)
-        return key
 
     def _acknowledge_late(self) -> None:
         loop = asyncio.get_running_loop()
@@ -259,9 +274,16 @@ class RequestDispatcher:
         due = self._ack_due
         while due and due[0][0] <= now:
             _, key = due.popleft()
-            request = self._unanswered.pop(key, None)
-            if request is not None:
-                self.transport.acknowledge(request)
+            if isinstance(key, int):
+                request = self._unanswered.pop(key, None)
+                if request is not None:
+                    self.transport.acknowledge(request)
+                continue
+            group = self._held.get(key)
+            if group is not None:
+                group.acked = True
+                for request, _, _, _ in group.replies:
+                    self.transport.acknowledge(request)  # a no-op for those done before
         if due:
             self._ack_timer = loop.call_later(due[0][0] - now, self._acknowledge_late)
 
@@ -270,16 +292,23 @@ class RequestDispatcher:
         if until.done():
             self._release_one(request, held, observe_on)
             return
-        waiting = self._held.get(until)
-        if waiting is None:
-            waiting = self._held[until] = []
+        group = self._held.get(until)
+        if group is None:
+            group = self._held[until] = _HeldGroup()
             until.add_done_callback(self._release)
-        waiting.append((request, held, observe_on, self._acknowledge_if_late(request)))
+            self._ack_later(until)
+        # Joining a group whose empty ACKs went out already: timed on its own.
+        key = self._acknowledge_if_late(request) if group.acked else 0
+        group.replies.append((request, held, observe_on, key))
 
     def _release(self, until: asyncio.Future[None]) -> None:
+        group = self._held.pop(until, None)
+        if group is None:
+            return
         unanswered = self._unanswered
-        for request, held, observe_on, key in self._held.pop(until, ()):
-            unanswered.pop(key, None)
+        for request, held, observe_on, key in group.replies:
+            if key:
+                unanswered.pop(key, None)
             self._release_one(request, held, observe_on)
 
     def _release_one(self, request: Message, held: HeldResponse,

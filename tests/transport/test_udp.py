@@ -342,7 +342,7 @@ async def test_only_requests_still_unanswered_get_an_empty_ack(eager: bool) -> N
 
 
 class Durable(Resource):
-    """Replies held until a future the test completes."""
+    """Replies held until a future the test completes (one for all requests until then)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -350,7 +350,8 @@ class Durable(Resource):
         self.announced = 0
 
     def render_put(self, request: Message) -> RenderResult:
-        self.until = asyncio.get_running_loop().create_future()
+        if self.until is None or self.until.done():
+            self.until = asyncio.get_running_loop().create_future()
         return HeldResponse(request.response(Code.CHANGED, b"kept"), self.until,
                             self._announce)
 
@@ -388,6 +389,36 @@ async def test_held_reply_leaves_after_its_future_with_an_empty_ack_if_late() ->
         resp = await peer.recv()
         assert (resp.mtype, resp.code, resp.mid) == (ACK, Code.INTERNAL_SERVER_ERROR, 8)
         assert durable.announced == 1
+    finally:
+        peer.close()
+        await ep.close()
+
+
+async def test_a_request_joining_a_late_group_gets_its_own_empty_ack() -> None:
+    site = Site()
+    durable = Durable()
+    site.add("durable", durable)
+    ep = await UdpEndpoint.create("127.0.0.1", 0, site=site,
+                                  params=TransmissionParameters(empty_ack_delay=0.2))
+    peer = await RawPeer.open("127.0.0.1")
+    loop = asyncio.get_running_loop()
+    try:
+        first = Message.request(Code.PUT, "/durable", token=b"g1")
+        first.mid = 21
+        peer.send(first, ("127.0.0.1", ep.port))
+        assert (await peer.recv()).mid == 21  # the group's empty ACK, after 0.2 s
+        second = Message.request(Code.PUT, "/durable", token=b"g2")
+        second.mid = 22
+        sent_at = loop.time()
+        peer.send(second, ("127.0.0.1", ep.port))
+        ack = await peer.recv()
+        assert (ack.mtype, ack.code, ack.mid) == (ACK, 0, 22)
+        assert loop.time() - sent_at >= 0.15  # its own delay, not the group's
+        assert durable.until is not None
+        durable.until.set_result(None)
+        replies = sorted([await peer.recv(), await peer.recv()], key=lambda m: m.token)
+        assert [(r.mtype, r.code, r.token) for r in replies] == [
+            (CON, Code.CHANGED, b"g1"), (CON, Code.CHANGED, b"g2")]
     finally:
         peer.close()
         await ep.close()
