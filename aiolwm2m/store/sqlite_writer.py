@@ -4,8 +4,9 @@ Writes submitted during one event-loop iteration share a batch (and one future).
 travel to a child process (:mod:`aiolwm2m.store.sqlite_writer_child`) over a pipe; it
 applies every batch that has arrived in one transaction and acknowledges them after COMMIT,
 so under load many requests share one fsync, while an idle store commits each write at
-once. The awaiting coroutine resumes only after the acknowledgement, which is what makes
-"durable before acknowledged" hold.
+once. The batch's future completes only after the acknowledgement; whoever awaits it (or,
+on the request path, holds its reply until it is done) thereby keeps "durable before
+acknowledged".
 
 Why a process and not a thread: SQLite's C code releases the GIL around every row, and a
 thread then waits for the event loop to hand the GIL back (up to the 5 ms switch interval)
