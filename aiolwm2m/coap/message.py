@@ -122,7 +122,13 @@ class Message:
             self.add_option(number, value)
 
     def _set_repeated(self, number: int, values: Iterable[bytes]) -> None:
-        self.remove_option(number)
+        opts = self.options
+        if opts:
+            opts = self.options = [o for o in opts if o[0] != number]
+        if not opts or opts[-1][0] <= number:
+            # The usual case (a fresh response getting its Location-Path): append.
+            opts.extend([(number, v) for v in values])
+            return
         for v in values:
             self.add_option(number, v)
 

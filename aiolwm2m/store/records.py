@@ -47,11 +47,21 @@ class Registration:
         return now >= self.expires_at
 
     def with_changes(self, **changes: Any) -> Registration:
-        # What dataclasses.replace does, without its per-call field introspection (an
-        # Update calls this once per request).
-        fields = {name: getattr(self, name) for name in _REGISTRATION_FIELDS}
-        fields.update(changes)
-        return Registration(**fields)
+        # What dataclasses.replace does, spelled out: an Update calls this once per request,
+        # and replace() introspects the fields on every call.
+        if not _REGISTRATION_FIELDS.issuperset(changes):
+            raise TypeError(f"no such fields: {sorted(set(changes) - _REGISTRATION_FIELDS)}")
+        get = changes.get
+        return Registration(
+            get("id", self.id), get("endpoint", self.endpoint), get("address", self.address),
+            get("lifetime", self.lifetime), get("lwm2m_version", self.lwm2m_version),
+            get("binding", self.binding), get("queue_mode", self.queue_mode),
+            get("sms", self.sms), get("transport", self.transport),
+            get("identity", self.identity), get("links", self.links),
+            get("objects", self.objects), get("root_path", self.root_path),
+            get("content_formats", self.content_formats),
+            get("registered_at", self.registered_at), get("updated_at", self.updated_at),
+            get("extra", self.extra))
 
     def object_version(self, object_id: int) -> str | None:
         for o in self.objects:
@@ -94,7 +104,7 @@ class Registration:
         )
 
 
-_REGISTRATION_FIELDS = tuple(f.name for f in dataclass_fields(Registration))
+_REGISTRATION_FIELDS = frozenset(f.name for f in dataclass_fields(Registration))
 
 
 # The object list of a registration is shared by every device of a kind (the server caches

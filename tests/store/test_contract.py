@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -217,3 +218,20 @@ async def test_sqlite_security_survives_reopen(tmp_path: Path) -> None:
     assert s2.security.find_psk(b"id") == SecurityInfo("ep1", psk_identity=b"id",
                                                        psk_key=b"key")
     await s2.close()
+
+
+def test_registration_with_changes_covers_every_field() -> None:
+    base = reg("a", "ep1")
+    new_values: dict[str, object] = {
+        "id": "b", "endpoint": "ep2", "address": ("10.0.0.1", 1), "lifetime": 5,
+        "lwm2m_version": "1.0", "binding": "T", "queue_mode": True, "sms": "123",
+        "transport": "tcp", "identity": "psk-id", "links": "</3/0>",
+        "objects": (ObjectLinkEntry(3, 0),), "root_path": "/lwm2m", "content_formats": (11542,),
+        "registered_at": 1.0, "updated_at": 2.0, "extra": (("x", "y"),)}
+    assert set(new_values) == {f.name for f in dataclasses.fields(Registration)}
+    for name, value in new_values.items():
+        changed = base.with_changes(**{name: value})
+        assert getattr(changed, name) == value
+        assert changed == dataclasses.replace(base, **{name: value})
+    with pytest.raises(TypeError):
+        base.with_changes(nonsense=1)
