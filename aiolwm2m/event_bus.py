@@ -76,6 +76,11 @@ class EventBus(Generic[E]):
         self._streams.add(s)
         return s
 
+    @property
+    def watched(self) -> bool:
+        """Whether anyone listens: emitters on hot paths may skip building the event."""
+        return bool(self._listeners or self._streams)
+
     def emit(self, event: E) -> None:
         # Copies, since a listener may unsubscribe; skipped when empty, as is usual on
         # the per-request path of a server nobody watches.

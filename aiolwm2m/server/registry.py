@@ -103,6 +103,17 @@ class Registry:
             del self._by_address[key]
         self.expiry.cancel(reg.id)
 
+    def _reindex(self, old: Registration, new: Registration) -> None:
+        """After an Update: same id and endpoint; the address and the deadline may move."""
+        self.by_id[new.id] = new
+        self.by_endpoint[new.endpoint] = new
+        if new.address != old.address or new.transport != old.transport:
+            key = (old.transport, old.address)
+            if self._by_address.get(key) == old.id:
+                del self._by_address[key]
+            self._by_address[(new.transport, new.address)] = new.id
+        self.expiry.schedule(new.id, new.expires_at)
+
     async def load(self) -> list[Registration]:
         """Index stored registrations; returns those whose lifetime ran out while down."""
         now = self.config.clock()
@@ -187,8 +198,7 @@ class Registry:
                            content_formats=links.content_formats)
         updated = current.with_changes(**changes)
         commit = self.store.update_nowait(updated)
-        self._unindex(current)
-        self._index(updated)
+        self._reindex(current, updated)
         return updated, current, commit
 
     async def deregister(self, registration_id: str, origin: Origin) -> Registration:

@@ -21,7 +21,9 @@ class PeerIdentities(Protocol):
 
 def origin_of(request: Message, transport: str, identities: PeerIdentities) -> Origin:
     remote = request.remote
-    return Origin(transport, (str(remote[0]), int(remote[1])), identities.identity_of(remote))
+    # IPv6 peers come as (host, port, flowinfo, scope_id); registrations keep host and port.
+    address = remote if len(remote) == 2 else (remote[0], remote[1])
+    return Origin(transport, address, identities.identity_of(remote))
 
 
 class RegistrationInterface(Resource):

@@ -288,7 +288,8 @@ class LwM2MServer:
         return response
 
     def _registered(self, reg: Registration, replaced: Registration | None) -> None:
-        self.events.emit(Registered(reg, replaced))
+        if self.events.watched:
+            self.events.emit(Registered(reg, replaced))
         self.queue.woke(reg)
 
     def _update(self, registration_id: str, request: Message, origin: Origin) -> RenderResult:
@@ -305,7 +306,8 @@ class LwM2MServer:
         return HeldResponse(response, commit, functools.partial(self._updated, reg, previous))
 
     def _updated(self, reg: Registration, previous: Registration) -> None:
-        self.events.emit(Updated(reg, previous))
+        if self.events.watched:
+            self.events.emit(Updated(reg, previous))
         self.queue.woke(reg)
 
     async def _deregister(self, registration_id: str, request: Message, origin: Origin

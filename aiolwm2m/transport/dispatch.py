@@ -88,12 +88,12 @@ class _EagerRun:
 
 class _HeldGroup:
     """Held replies waiting for one future: (request, reply, observe_on, _unanswered key
-    or 0 when the group's own empty-ACK deadline covers the request)."""
+    or 0 when the group's own empty-ACK deadline covers the request, plain)."""
 
     __slots__ = ("acked", "replies")
 
     def __init__(self) -> None:
-        self.replies: list[tuple[Message, HeldResponse, Resource | None, int]] = []
+        self.replies: list[tuple[Message, HeldResponse, Resource | None, int, bool]] = []
         self.acked = False
 
 
@@ -169,7 +169,7 @@ class RequestDispatcher:
                 result = self.block2.serve(request, result, now)  # type: ignore[arg-type]
             self.transport.send_response(request, result)  # type: ignore[arg-type]
         elif rtype is HeldResponse:
-            self._hold(request, result, None)  # type: ignore[arg-type]
+            self._hold(request, result, None, plain=True)  # type: ignore[arg-type]
         elif resource.eager:
             self._eager(request, result, None)  # type: ignore[arg-type]
         else:
@@ -282,15 +282,18 @@ class RequestDispatcher:
             group = self._held.get(key)
             if group is not None:
                 group.acked = True
-                for request, _, _, _ in group.replies:
+                for request, *_ in group.replies:
                     self.transport.acknowledge(request)  # a no-op for those done before
         if due:
             self._ack_timer = loop.call_later(due[0][0] - now, self._acknowledge_late)
 
-    def _hold(self, request: Message, held: HeldResponse, observe_on: Resource | None) -> None:
+    def _hold(self, request: Message, held: HeldResponse, observe_on: Resource | None, *,
+              plain: bool = False) -> None:
+        """``plain``: the request came by the fast path (no block-wise or observe options),
+        so its reply needs none of _finish's checks unless it is too large for one block."""
         until = held.until
         if until.done():
-            self._release_one(request, held, observe_on)
+            self._release_one(request, held, observe_on, False)
             return
         group = self._held.get(until)
         if group is None:
@@ -299,20 +302,20 @@ class RequestDispatcher:
             self._ack_later(until)
         # Joining a group whose empty ACKs went out already: timed on its own.
         key = self._acknowledge_if_late(request) if group.acked else 0
-        group.replies.append((request, held, observe_on, key))
+        group.replies.append((request, held, observe_on, key, plain))
 
     def _release(self, until: asyncio.Future[None]) -> None:
         group = self._held.pop(until, None)
         if group is None:
             return
         unanswered = self._unanswered
-        for request, held, observe_on, key in group.replies:
+        for request, held, observe_on, key, plain in group.replies:
             if key:
                 unanswered.pop(key, None)
-            self._release_one(request, held, observe_on)
+            self._release_one(request, held, observe_on, plain)
 
     def _release_one(self, request: Message, held: HeldResponse,
-                     observe_on: Resource | None) -> None:
+                     observe_on: Resource | None, plain: bool) -> None:
         until = held.until
         error = (CoapRequestError("the write was abandoned", Code.SERVICE_UNAVAILABLE)
                  if until.cancelled() else until.exception())
@@ -323,6 +326,8 @@ class RequestDispatcher:
                 error = e
         if error is not None:
             self._finish(request, error_response(request, error), None)
+        elif plain and len(held.response.payload) <= self._unblocked_limit:
+            self.transport.send_response(request, held.response)
         else:
             self._finish(request, held.response, observe_on)
 
