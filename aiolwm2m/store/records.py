@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from .fast_init import fast_frozen_init
+
 Address = tuple[str, int]
 
 
@@ -19,6 +21,7 @@ class ObjectLinkEntry:
     version: str | None = None
 
 
+@fast_frozen_init  # one is made per Register and per Update
 @dataclass(frozen=True, slots=True)
 class Registration:
     id: str
