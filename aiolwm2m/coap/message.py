@@ -164,7 +164,7 @@ class Message:
 
     @location_path.setter
     def location_path(self, segments: Sequence[str]) -> None:
-        self._set_repeated(O.LOCATION_PATH, (s.encode() for s in segments))
+        self._set_repeated(O.LOCATION_PATH, [s.encode() for s in segments])
 
     @property
     def location_query(self) -> list[str]:

@@ -130,18 +130,25 @@ class LayerStatistics:
         self.sent = 0
 
 
+# What _critical_problem needs of each critical option, flat: it runs on every request.
+_CRITICAL = {n: (d.repeatable, d.min_length, d.max_length)
+             for n, d in REGISTRY.items() if n & 1}
+
+
 def _critical_problem(msg: Message) -> str | None:
     """Why a critical option makes ``msg`` unprocessable, or None (RFC 7252 section 5.4.1)."""
     seen = -1
+    critical = _CRITICAL
     for number, raw in msg.options:
         if number & 1:
-            d = REGISTRY.get(number)
-            if d is None:
+            rule = critical.get(number)
+            if rule is None:
                 return f"unrecognized critical option {number}"
-            if number == seen and not d.repeatable:
-                return f"critical option {d.name} repeated"
+            repeatable, shortest, longest = rule
+            if number == seen and not repeatable:
+                return f"critical option {REGISTRY[number].name} repeated"
             seen = number
-            if len(raw) > d.max_length or len(raw) < d.min_length:
+            if not shortest <= len(raw) <= longest:
                 return check_option(number, raw)
     return None
 
