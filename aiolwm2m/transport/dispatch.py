@@ -283,7 +283,7 @@ class RequestDispatcher:
             if group is not None:
                 group.acked = True
                 for request, *_ in group.replies:
-                    self.transport.acknowledge(request)  # a no-op for those done before
+                    self.transport.acknowledge(request)
         if due:
             self._ack_timer = loop.call_later(due[0][0] - now, self._acknowledge_late)
 
@@ -293,7 +293,7 @@ class RequestDispatcher:
         so its reply needs none of _finish's checks unless it is too large for one block."""
         until = held.until
         if until.done():
-            self._release_one(request, held, observe_on, False)
+            self._release_one(request, held, observe_on, plain)
             return
         group = self._held.get(until)
         if group is None:
