@@ -2,8 +2,8 @@
 
 A timer wheel of short slots: scheduling, moving and cancelling a deadline are set
 operations, so an Update (which moves its registration's deadline) costs no heap work and
-leaves nothing stale behind. Only the slots themselves are ordered, in a heap that grows by
-one entry per distinct slot (a few per second of deadlines), not per key.
+leaves no per-key entry behind. Only the slots themselves are ordered, in a heap with one
+entry per slot ever used (a few per second of deadlines), emptied as time passes them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from aiolwm2m.coap.observe import Observation
 
 
-
 class HeldResponse:
     """A response that must not leave before ``until`` completes: the reply to a write
     that may only be acknowledged once it is durable. The dispatcher keeps it without a
