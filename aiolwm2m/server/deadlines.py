@@ -28,19 +28,31 @@ class Deadlines:
         """Set (or move) the deadline of ``key``."""
         old = self._current.get(key)
         if old is not None:
-            self._slots[int(old // SLOT)].discard(key)
+            self._discard(key, old)
         self._current[key] = deadline
         index = int(deadline // SLOT)
         members = self._slots.get(index)
         if members is None:
             members = self._slots[index] = set()
-            heapq.heappush(self._order, index)
+            order = self._order
+            heapq.heappush(order, index)
+            # Slots vacated by moved deadlines leave their index in the heap until it
+            # surfaces, which for a day-long lifetime is a day; rebuild before they pile up.
+            if len(order) > 2 * len(self._slots) + 64:
+                self._order = sorted(self._slots)
         members.add(key)
 
     def cancel(self, key: str) -> None:
         old = self._current.pop(key, None)
         if old is not None:
-            self._slots[int(old // SLOT)].discard(key)
+            self._discard(key, old)
+
+    def _discard(self, key: str, deadline: float) -> None:
+        index = int(deadline // SLOT)
+        members = self._slots[index]
+        members.discard(key)
+        if not members:
+            del self._slots[index]  # its heap entry is skipped when it surfaces
 
     def deadline(self, key: str) -> float | None:
         return self._current.get(key)
@@ -48,10 +60,10 @@ class Deadlines:
     def _first_slot(self) -> tuple[int, set[str]] | None:
         order, slots = self._order, self._slots
         while order:
-            members = slots[order[0]]
+            members = slots.get(order[0])
             if members:
                 return order[0], members
-            del slots[heapq.heappop(order)]
+            heapq.heappop(order)
         return None
 
     def next_deadline(self) -> float | None:
@@ -77,6 +89,8 @@ class Deadlines:
                 taken = sorted((k for k in members if current[k] <= now),
                                key=current.__getitem__)
                 members.difference_update(taken)
+                if not members:
+                    del self._slots[index]
             for key in taken:
                 del current[key]
             due.extend(taken)

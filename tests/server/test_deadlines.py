@@ -50,10 +50,14 @@ def test_due_exactly_at_the_deadline_and_not_before() -> None:
     assert wheel.next_deadline() is None and len(wheel) == 0
 
 
-def test_moving_a_deadline_many_times() -> None:
+def test_moving_deadlines_far_ahead_keeps_memory_bounded() -> None:
+    # Devices with a day-long lifetime updating every few seconds: each Update moves a
+    # deadline to a new slot a day away, long before the old slot's time comes.
     wheel = Deadlines()
-    for i in range(1000):
-        wheel.schedule("dev", 10.0 + i)  # an Update per second pushes the lifetime on
-    assert wheel.pop_due(500.0) == []
-    assert wheel.next_deadline() == 1009.0
-    assert wheel.pop_due(2000.0) == ["dev"]
+    for step in range(20_000):
+        wheel.schedule(f"dev{step % 10}", 86_400.0 + step * 0.5)
+    assert len(wheel) == 10
+    assert len(wheel._slots) == 10 and len(wheel._order) <= 2 * 10 + 64 + 1
+    assert wheel.next_deadline() == 86_400.0 + 19_990 * 0.5
+    assert wheel.pop_due(86_400.0 + 19_995 * 0.5) == [f"dev{i}" for i in range(10)][:6]
+    assert wheel.pop_due(200_000.0) == [f"dev{i}" for i in range(6, 10)]
