@@ -58,21 +58,6 @@ class GenerationalCache(Generic[V]):
             self._rotate(now)
         self._young[key] = value
 
-    def get_or_add(self, key: Hashable, value: V, now: float) -> V | _Missing:
-        """The value remembered for ``key``; if there is none, remember ``value`` and
-        return MISSING (one call per received message instead of two)."""
-        young = self._young
-        if key in young:
-            return young[key]
-        old = self._old
-        if key in old:
-            return old[key]
-        if now >= self._rotate_at or len(young) >= self._capacity:
-            self._rotate(now)
-            young = self._young
-        young[key] = value
-        return MISSING
-
     def replace(self, key: Hashable, value: V) -> None:
         """Update a key added earlier (no-op if it was rotated out meanwhile)."""
         if key in self._young:

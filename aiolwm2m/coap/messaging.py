@@ -225,12 +225,13 @@ class MessageLayer:
             self.stats.format_errors += 1
             return None
         key = (peer, msg.mid)
-        seen = self._dedup.get_or_add(key, None, now)
+        seen = self._dedup.get(key)
         if seen is not MISSING:
             self.stats.duplicates += 1
             if mtype == CON and isinstance(seen, bytes):
                 self.outbox.append((seen, peer))
             return None
+        self._dedup.add(key, None, now)
         if msg.options:
             problem = _critical_problem(msg)
             if problem is not None:

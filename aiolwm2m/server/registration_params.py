@@ -83,22 +83,8 @@ def _lifetime(text: str | None) -> int:
     return value
 
 
-# Valid binding parameters seen so far (a handful: a fleet sends the same few).
-_BINDINGS: dict[tuple[str, str], tuple[str, bool]] = {}
-
-
 def _binding(text: str | None, version: str) -> tuple[str, bool]:
     """Binding letters and whether they ask for queue mode (1.0 spelled it ``UQ``)."""
-    key = (text or "", version)
-    known = _BINDINGS.get(key)
-    if known is None:
-        known = _parse_binding(text, version)  # raises for anything but a binding
-        if len(_BINDINGS) < 256:
-            _BINDINGS[key] = known
-    return known
-
-
-def _parse_binding(text: str | None, version: str) -> tuple[str, bool]:
     if not text:
         raise RegistrationError(Code.BAD_REQUEST, "b= needs binding letters")
     queue = False

@@ -9,35 +9,51 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+TOKEN = "demo-token"
+
+
+async def start_demo(cwd: Path, devices: int, *extra: str, **popen: Any
+                     ) -> tuple[asyncio.subprocess.Process, str]:
+    """Start the demo on free ports; returns it and its base URL once its devices start."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiolwm2m", "demo", "--devices", str(devices), "--coap-port",
+        "0", "--coaps-port", "0", "--tcp-port", "0", "--tls-port", "0", "--bootstrap-port",
+        "0", "--http-port", "0", "--api-token", TOKEN, *extra, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **popen)
+    assert proc.stderr is not None
+    url = None
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
+        assert line, "demo exited"
+        if "REST API" in line:
+            url = line.split()[2].rsplit("/api", 1)[0]
+        if "demo devices" in line:
+            break
+    assert url is not None
+    return proc, url
+
+
+def api(url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+async def wait_registered(client: httpx.AsyncClient, count: int) -> None:
+    for _ in range(100):
+        if (await client.get("/api/registrations")).json()["total"] == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the {count} demo devices did not all register")
+
 
 async def test_demo_devices_bootstrap_register_and_answer(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aiolwm2m", "demo", "--devices", "3", "--coap-port", "0",
-        "--coaps-port", "0", "--tcp-port", "0", "--tls-port", "0", "--bootstrap-port", "0",
-        "--http-port", "0", "--api-token", "demo-token", "--store", "memory", cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    assert proc.stderr is not None
+    proc, url = await start_demo(tmp_path, 3, "--store", "memory")
     try:
-        url = None
-        while True:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
-            assert line, "demo exited"
-            if "REST API" in line:
-                url = line.split()[2].rsplit("/api", 1)[0]
-            if "demo devices" in line:
-                break
-        assert url is not None
-        async with httpx.AsyncClient(base_url=url,
-                                     headers={"Authorization": "Bearer demo-token"}) as c:
-            for _ in range(100):
-                total = (await c.get("/api/registrations")).json()["total"]
-                if total == 3:
-                    break
-                await asyncio.sleep(0.1)
-            assert total == 3
+        async with api(url) as c:
+            await wait_registered(c, 3)
             r = await c.get("/api/clients/demo-000002/read", params={"path": "/3303/0/5700"})
             assert r.json()["code"] == "2.05" and isinstance(r.json()["content"], float)
             configs = (await c.get("/api/bootstrap")).json()
@@ -51,31 +67,11 @@ async def test_ctrl_c_to_the_process_group_stops_cleanly(tmp_path: Path) -> None
     # A terminal's Ctrl-C reaches every process of the foreground group; the SQLite writer
     # must survive it until the server has committed its shutdown writes (the demo devices
     # deregister on the way out).
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aiolwm2m", "demo", "--devices", "2", "--coap-port", "0",
-        "--coaps-port", "0", "--tcp-port", "0", "--tls-port", "0", "--bootstrap-port", "0",
-        "--http-port", "0", "--api-token", "demo-token", "--data-dir", str(tmp_path / "d"),
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True)
-    assert proc.stderr is not None
+    proc, url = await start_demo(tmp_path, 2, "--data-dir", str(tmp_path / "d"),
+                                 start_new_session=True)
     try:
-        url = None
-        while True:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 20)).decode()
-            assert line, "demo exited"
-            if "REST API" in line:
-                url = line.split()[2].rsplit("/api", 1)[0]
-            if "demo devices" in line:
-                break
-        assert url is not None
-        async with httpx.AsyncClient(base_url=url,
-                                     headers={"Authorization": "Bearer demo-token"}) as c:
-            for _ in range(100):
-                if (await c.get("/api/registrations")).json()["total"] == 2:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the demo devices did not register")
+        async with api(url) as c:
+            await wait_registered(c, 2)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 30)

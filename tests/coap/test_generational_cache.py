@@ -8,12 +8,13 @@ from hypothesis import strategies as st
 from aiolwm2m.coap.generational_cache import MISSING, GenerationalCache
 
 
-def test_get_or_add_remembers_the_first_value() -> None:
+def test_replace_updates_a_remembered_key_only() -> None:
     cache: GenerationalCache[str] = GenerationalCache(lifetime=10.0, capacity=100)
-    assert cache.get_or_add("k", "first", 0.0) is MISSING
-    assert cache.get_or_add("k", "second", 1.0) == "first"
+    assert cache.get("k") is MISSING
+    cache.add("k", "first", 0.0)
     cache.replace("k", "reply")
-    assert cache.get("k") == "reply"
+    cache.replace("other", "x")
+    assert cache.get("k") == "reply" and cache.get("other") is MISSING
 
 
 @given(st.lists(st.tuples(st.integers(0, 30), st.floats(0, 5)), max_size=80))
@@ -26,8 +27,9 @@ def test_keys_last_at_least_one_lifetime_within_capacity(
     added_since: list[int] = []
     for key, gap in arrivals:
         now += gap
-        got = cache.get_or_add(key, now, now)
+        got = cache.get(key)
         if got is MISSING:
+            cache.add(key, now, now)
             first_seen[key] = now
             added_since.append(key)
         else:
