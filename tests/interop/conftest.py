@@ -6,7 +6,38 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiocoap
 import pytest
+
+from aiolwm2m.cli.coap_server import CounterResource, StoreResource, TextResource
+from aiolwm2m.coap.codes import Code
+from aiolwm2m.coap.message import Message
+from aiolwm2m.transport.site import Resource, Site
+
+HELLO = b"hello interop"
+
+
+def interop_site(large: bytes) -> Site:
+    """What our servers offer the third-party clients: /hello, /store, /large (holding
+    ``large``, for block-wise transfers) and /counter (observable)."""
+    site = Site()
+    site.add("hello", TextResource(HELLO.decode()))
+    site.add("store", StoreResource())
+    site.add("large", StoreResource(large, 42))
+    site.add("counter", CounterResource())
+    return site
+
+
+def resource(site: Site, name: str) -> Resource:
+    return site.find(Message.request(Code.GET, name))
+
+
+@pytest.fixture
+async def ctx() -> AsyncIterator[aiocoap.Context]:
+    """An aiocoap client context."""
+    c = await aiocoap.Context.create_client_context()
+    yield c
+    await c.shutdown()
 
 
 def require(binary: str) -> str:

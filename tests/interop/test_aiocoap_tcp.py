@@ -15,7 +15,7 @@ from aiolwm2m.coap.message import Message
 from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 
-from .conftest import free_port
+from .conftest import free_port, interop_site
 
 pytestmark = pytest.mark.interop
 LARGE = bytes((i * 13) & 0xFF for i in range(100_000))
@@ -23,20 +23,10 @@ LARGE = bytes((i * 13) & 0xFF for i in range(100_000))
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[TcpEndpoint, Site]]:
-    site = Site()
-    site.add("store", StoreResource())
-    site.add("large", StoreResource(LARGE, 42))
-    site.add("counter", CounterResource())
+    site = interop_site(LARGE)
     ep = await TcpEndpoint.create("::", 0, site=site)
     yield ep, site
     await ep.close()
-
-
-@pytest.fixture
-async def ctx() -> AsyncIterator[aiocoap.Context]:
-    c = await aiocoap.Context.create_client_context()
-    yield c
-    await c.shutdown()
 
 
 async def test_aiocoap_client(server: tuple[TcpEndpoint, Site], ctx: aiocoap.Context) -> None:

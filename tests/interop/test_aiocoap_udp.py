@@ -10,13 +10,13 @@ import aiocoap
 import aiocoap.resource as aioresource
 import pytest
 
-from aiolwm2m.cli.coap_server import CounterResource, StoreResource
+from aiolwm2m.cli.coap_server import CounterResource
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.message import Message
 from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.udp import UdpEndpoint
 
-from .conftest import free_port
+from .conftest import free_port, interop_site
 
 pytestmark = pytest.mark.interop
 LARGE = bytes((i * 13) & 0xFF for i in range(6000))
@@ -24,20 +24,10 @@ LARGE = bytes((i * 13) & 0xFF for i in range(6000))
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[UdpEndpoint, Site]]:
-    site = Site()
-    site.add("store", StoreResource())
-    site.add("large", StoreResource(LARGE, 42))
-    site.add("counter", CounterResource())
+    site = interop_site(LARGE)
     ep = await UdpEndpoint.create("::", 0, site=site)
     yield ep, site
     await ep.close()
-
-
-@pytest.fixture
-async def ctx() -> AsyncIterator[aiocoap.Context]:
-    c = await aiocoap.Context.create_client_context()
-    yield c
-    await c.shutdown()
 
 
 async def test_aiocoap_get_put_block(server: tuple[UdpEndpoint, Site],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiolwm2m.cli.coap_server import CounterResource, StoreResource, TextResource
+from aiolwm2m.cli.coap_server import CounterResource, StoreResource
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.message import Message
 from aiolwm2m.security import InMemoryCredentialLookup, PskCredentials, ServerCredentials
@@ -17,7 +17,7 @@ from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsClientSecurity, TlsServerSecurity
 
-from .conftest import background, require, run
+from .conftest import HELLO, background, interop_site, require, run
 
 pytestmark = pytest.mark.interop
 LARGE = bytes((i * 31 + 7) & 0xFF for i in range(100_000))
@@ -25,12 +25,7 @@ IDENTITY, KEY = b"libcoap-dev", b"tcp-secret-key"
 
 
 def make_site() -> Site:
-    site = Site()
-    site.add("hello", TextResource("hello libcoap"))
-    site.add("large", StoreResource(LARGE, 42))
-    site.add("store", StoreResource())
-    site.add("counter", CounterResource())
-    return site
+    return interop_site(LARGE)
 
 
 def count_requests(ep: TcpEndpoint) -> list[Message]:
@@ -57,7 +52,7 @@ async def test_get_put_404(server: TcpEndpoint, tmp_path: Path) -> None:
     base = f"coap+tcp://127.0.0.1:{server.port}"
     rc, out, err = await run(client, "-B", "5", f"{base}/hello")
     assert rc == 0, err
-    assert out.strip() == b"hello libcoap"
+    assert out.strip() == HELLO
     _rc, out, err = await run(client, "-B", "5", f"{base}/missing")
     assert b"4.04" in out + err
     src = tmp_path / "body.bin"
@@ -121,7 +116,7 @@ async def test_coaps_tcp_psk(tmp_path: Path) -> None:
         rc, out, err = await run(client, "-B", "5", "-u", IDENTITY.decode(), "-k", KEY.decode(),
                                  f"{base}/hello")
         assert rc == 0, err
-        assert out.strip() == b"hello libcoap"
+        assert out.strip() == HELLO
         dst = tmp_path / "out.bin"
         rc, _, err = await run(client, "-B", "10", "-u", IDENTITY.decode(), "-k", KEY.decode(),
                                "-X", "16384", "-o", str(dst), f"{base}/large")

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from aiolwm2m.cli.coap_server import CounterResource, StoreResource, TextResource
+from aiolwm2m.cli.coap_server import CounterResource, StoreResource
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.linkformat import parse_link_format
 from aiolwm2m.coap.message import Message
-from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.udp import UdpEndpoint
 
-from .conftest import background, free_port, require, run
+from .conftest import HELLO, background, free_port, interop_site, require, resource, run
 
 pytestmark = pytest.mark.interop
 LARGE = bytes((i * 31 + 7) & 0xFF for i in range(4096))
@@ -23,13 +22,9 @@ LARGE = bytes((i * 31 + 7) & 0xFF for i in range(4096))
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[UdpEndpoint, dict[str, object]]]:
-    site = Site()
-    res: dict[str, object] = {
-        "hello": site.add("hello", TextResource("hello libcoap")),
-        "store": site.add("store", StoreResource()),
-        "large": site.add("large", StoreResource(LARGE, 42)),
-        "counter": site.add("counter", CounterResource()),
-    }
+    site = interop_site(LARGE)
+    res: dict[str, object] = {n: resource(site, n) for n in ("hello", "store", "large",
+                                                             "counter")}
     ep = await UdpEndpoint.create("127.0.0.1", 0, site=site)
     yield ep, res
     await ep.close()
@@ -40,14 +35,14 @@ async def test_get(server: tuple[UdpEndpoint, dict[str, object]]) -> None:
     ep, _ = server
     rc, out, err = await run(client, "-B", "5", "-m", "get", f"coap://127.0.0.1:{ep.port}/hello")
     assert rc == 0, err
-    assert out.strip() == b"hello libcoap"
+    assert out.strip() == HELLO
 
 
 async def test_non_get_and_404(server: tuple[UdpEndpoint, dict[str, object]]) -> None:
     client = require("coap-client-openssl")
     ep, _ = server
     rc, out, _ = await run(client, "-B", "5", "-N", f"coap://127.0.0.1:{ep.port}/hello")
-    assert rc == 0 and out.strip() == b"hello libcoap"
+    assert rc == 0 and out.strip() == HELLO
     _rc, out, err = await run(client, "-B", "5", f"coap://127.0.0.1:{ep.port}/missing")
     assert b"4.04" in out + err
 
