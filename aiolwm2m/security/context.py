@@ -8,7 +8,6 @@ that point at them (GnuTLS does not copy credentials into sessions).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +43,9 @@ from .gnutls_ffi import (
 )
 from .keys import normalize_spki
 from .lookup import CredentialLookup
-from .pem import der_to_pem, is_pem, private_key_pem_label
+from .pem import private_key_as_pem
 from .priorities import Modes, priority_cache, priority_string
-from .x509 import CertificateVerifier
+from .x509 import CertificateVerifier, is_ip_literal
 
 
 @dataclass(slots=True)
@@ -194,7 +193,7 @@ class EndpointContext:
                 "loading the raw public key pair", ConfigurationError)
         if x509 is not None and x509.cert_chain_pem:
             chain, _c = datum(x509.cert_chain_pem)
-            key, _k = datum(_as_pem_key(x509.private_key_pem))
+            key, _k = datum(private_key_as_pem(x509.private_key_pem))
             check(g.gnutls_certificate_set_x509_key_mem2(
                 self._cert_creds, chain, key, GNUTLS_X509_FMT_PEM, ffi.NULL, 0),
                 "loading the certificate chain and key", ConfigurationError)
@@ -246,7 +245,7 @@ class EndpointContext:
         if self.server and self._ticket_key is not None:
             check(g.gnutls_session_ticket_enable_server(session, self._ticket_key),
                   "session tickets", ConfigurationError)
-        if not self.server and self.server_name and not _is_ip(self.server_name):
+        if not self.server and self.server_name and not is_ip_literal(self.server_name):
             name = self.server_name.encode("idna")
             check(g.gnutls_server_name_set(session, GNUTLS_NAME_DNS, name, len(name)), "SNI",
                   ConfigurationError)
@@ -286,15 +285,3 @@ class EndpointContext:
 
     def __del__(self) -> None:
         self.close()
-
-
-def _as_pem_key(key: bytes) -> bytes:
-    return key if is_pem(key) else der_to_pem(key, private_key_pem_label(key))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

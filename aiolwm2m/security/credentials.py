@@ -13,7 +13,7 @@ from enum import IntEnum, StrEnum
 
 from .errors import ConfigurationError
 from .keys import generate_p256_private_key, normalize_spki, spki_from_private_key
-from .pem import certificates_der, der_to_pem, is_pem, private_key_der, private_key_pem_label
+from .pem import certificates_der, der_to_pem, private_key_as_pem, private_key_der
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +56,7 @@ class RpkCredentials:
 
     @property
     def private_key_pem(self) -> bytes:
-        if is_pem(self.private_key):
-            return self.private_key
-        return der_to_pem(self.private_key, private_key_pem_label(self.private_key))
+        return private_key_as_pem(self.private_key)
 
     @property
     def public_key_pem(self) -> bytes:

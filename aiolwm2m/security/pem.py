@@ -88,3 +88,8 @@ def private_key_pem_label(der: bytes) -> str:
     if version == b"\x02\x01\x00" and following == b"\x02":
         return "RSA PRIVATE KEY"
     return "PRIVATE KEY"
+
+
+def private_key_as_pem(key: bytes) -> bytes:
+    """A private key as PEM, whether given as PEM or as DER (labelled by its structure)."""
+    return key if is_pem(key) else der_to_pem(key, private_key_pem_label(key))

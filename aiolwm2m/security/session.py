@@ -129,10 +129,6 @@ class SecureSession:
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
-    def handshake_complete(self) -> bool:
-        return self.state is SessionState.ESTABLISHED
-
-    @property
     def peer_identity(self) -> PeerIdentity | None:
         return self.identity if self.state is SessionState.ESTABLISHED else None
 

@@ -210,7 +210,7 @@ class CertificateVerifier:
         checks[0].data = ffi.cast("unsigned char *", keep[0])
         n = 1
         if hostname:
-            keep.append(ffi.new("char[]", hostname.encode("idna") if not _is_ip(hostname)
+            keep.append(ffi.new("char[]", hostname.encode("idna") if not is_ip_literal(hostname)
                                 else hostname.encode()))
             checks[1].type = GNUTLS_DT_DNS_HOSTNAME
             checks[1].data = ffi.cast("unsigned char *", keep[1])
@@ -229,7 +229,8 @@ def _pem(der: bytes) -> bytes:
     return der_to_pem(der, "CERTIFICATE")
 
 
-def _is_ip(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is an IP address rather than a name (SNI and name checks differ)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

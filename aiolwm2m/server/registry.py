@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
-from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from aiolwm2m.coap.codes import Code
@@ -82,7 +82,6 @@ class Registry:
         self.by_id: dict[str, Registration] = {}
         self.by_endpoint: dict[str, Registration] = {}
         self._contexts: dict[tuple[object, ...], DeviceContext] = {}
-        self.on_change: Callable[[], None] = lambda: None
         self.new_id = RegistrationIds()
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -170,7 +169,6 @@ class Registry:
         if replaced is not None:
             self._unindex(replaced)
         self._index(reg)
-        self.on_change()
         return reg, replaced, commit
 
     def update(self, registration_id: str, query: list[str], payload: bytes,
@@ -201,14 +199,31 @@ class Registry:
         self._reindex(current, updated)
         return updated, current, commit
 
+    def undo(self, current: Registration, previous: Registration | None) -> None:
+        """The write that made ``current`` live never committed (its client got 5.00):
+        put ``previous`` back (the registration an Update changed), or forget ``current``
+        (a new one; a registration it replaced stays replaced). Nothing if ``current`` has
+        moved on meanwhile. The store's own rewrite is not waited for: its writer failed."""
+        if self.by_id.get(current.id) is not current:
+            return
+        if previous is not None:
+            _settle(self.store.update_nowait(previous))
+            self._reindex(current, previous)
+        else:
+            _settle(self.store.remove_nowait(current.id)[1])
+            self._unindex(current)
+
     async def deregister(self, registration_id: str, origin: Origin) -> Registration:
-        current = await self.store.get(registration_id)
+        current = self.by_id.get(registration_id)
         if current is None:
             raise RegistrationError(Code.NOT_FOUND, f"no registration {registration_id}")
         self._check_owner(current, origin)
-        await self.store.remove(registration_id)
+        # Store and index change together, before the commit is waited for: a request
+        # arriving meanwhile sees the registration gone in both.
+        _, commit = self.store.remove_nowait(registration_id)
         self._unindex(current)
-        self.on_change()
+        if commit is not None:
+            await commit
         return current
 
     def _check_owner(self, reg: Registration, origin: Origin) -> None:
@@ -216,27 +231,30 @@ class Registry:
             raise RegistrationError(Code.FORBIDDEN,
                                     f"registration {reg.id} belongs to another identity")
 
-    async def remove(self, registration_id: str) -> Registration | None:
-        reg = await self.store.remove(registration_id)
-        if reg is not None:
-            self._unindex(reg)
-            self.on_change()
-        return reg
-
     async def expire_due(self) -> list[Registration]:
-        """Remove the registrations whose lifetime has passed; returns them."""
+        """Remove the registrations whose lifetime has passed; returns them once the
+        removals are durable."""
         gone: list[Registration] = []
+        commits: set[asyncio.Future[None]] = set()
         now = self.config.clock()
         for rid in self.expiry.pop_due(now):
-            reg = await self.store.get(rid)
+            reg = self.by_id.get(rid)
             if reg is None:
                 continue
             if not reg.expired(now):
                 self.expiry.schedule(rid, reg.expires_at)
                 continue
-            await self.store.remove(rid)
+            _, commit = self.store.remove_nowait(rid)
             self._unindex(reg)
+            if commit is not None:
+                commits.add(commit)
             gone.append(reg)
-        if gone:
-            self.on_change()
+        if commits:
+            await asyncio.gather(*commits)
         return gone
+
+
+def _settle(commit: Commit) -> None:
+    """Let a commit nobody waits for fail without "exception never retrieved" noise."""
+    if commit is not None:
+        commit.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -277,20 +277,26 @@ class LwM2MServer:
         if commit is None:
             self._registered(reg, None)
             return response
-        return HeldResponse(response, commit, functools.partial(self._registered, reg, None))
+        return HeldResponse(response, commit, functools.partial(self._registered, reg, None),
+                            functools.partial(self.registry.undo, reg, None))
 
     async def _register_replacing(self, reg: Registration, replaced: Registration,
                                   commit: Commit, response: Message) -> Message:
         await self._ended(replaced, "replaced by a new registration")
         if commit is not None:
-            await commit
+            try:
+                await commit
+            except BaseException:
+                self.registry.undo(reg, None)
+                raise
         self._registered(reg, replaced)
         return response
 
     def _registered(self, reg: Registration, replaced: Registration | None) -> None:
         if self.events.watched:
             self.events.emit(Registered(reg, replaced))
-        self.queue.woke(reg)
+        if self.registry.by_id.get(reg.id) is reg:  # not replaced while it committed
+            self.queue.woke(reg)
 
     def _update(self, registration_id: str, request: Message, origin: Origin) -> RenderResult:
         try:
@@ -303,12 +309,14 @@ class LwM2MServer:
         if commit is None:
             self._updated(reg, previous)
             return response
-        return HeldResponse(response, commit, functools.partial(self._updated, reg, previous))
+        return HeldResponse(response, commit, functools.partial(self._updated, reg, previous),
+                            functools.partial(self.registry.undo, reg, previous))
 
     def _updated(self, reg: Registration, previous: Registration) -> None:
         if self.events.watched:
             self.events.emit(Updated(reg, previous))
-        self.queue.woke(reg)
+        if self.registry.by_id.get(reg.id) is reg:  # not updated again or removed meanwhile
+            self.queue.woke(reg)
 
     async def _deregister(self, registration_id: str, request: Message, origin: Origin
                           ) -> Message:

@@ -30,6 +30,9 @@ class RegistrationStore(Protocol):
     def update_nowait(self, registration: Registration) -> Commit:
         """:meth:`update` without waiting (see :meth:`add_nowait`)."""
 
+    def remove_nowait(self, registration_id: str) -> tuple[Registration | None, Commit]:
+        """:meth:`remove` without waiting (see :meth:`add_nowait`)."""
+
     async def remove(self, registration_id: str) -> Registration | None: ...
 
     async def get(self, registration_id: str) -> Registration | None: ...

@@ -40,6 +40,9 @@ class MemoryRegistrationStore:
         self._update(registration)
         return None
 
+    def remove_nowait(self, registration_id: str) -> tuple[Registration | None, Commit]:
+        return self._remove(registration_id), None
+
     async def add(self, registration: Registration) -> Registration | None:
         old, commit = self.add_nowait(registration)
         if commit is not None:
@@ -52,7 +55,10 @@ class MemoryRegistrationStore:
             await commit
 
     async def remove(self, registration_id: str) -> Registration | None:
-        return self._remove(registration_id)
+        old, commit = self.remove_nowait(registration_id)
+        if commit is not None:
+            await commit
+        return old
 
     async def get(self, registration_id: str) -> Registration | None:
         return self._by_id.get(registration_id)

@@ -66,11 +66,11 @@ class SQLiteRegistrationStore(MemoryRegistrationStore):
         return self._writer.submit([(UPSERT_REGISTRATION, (
             registration.id, registration.endpoint, registration_row(registration)))])
 
-    async def remove(self, registration_id: str) -> Registration | None:
+    def remove_nowait(self, registration_id: str) -> tuple[Registration | None, Commit]:
         reg = self._remove(registration_id)
-        if reg is not None:
-            await self._writer.submit([(DELETE_REGISTRATION, (registration_id,))])
-        return reg
+        if reg is None:
+            return None, None
+        return reg, self._writer.submit([(DELETE_REGISTRATION, (registration_id,))])
 
 
 class SQLiteObservationStore(MemoryObservationStore):

@@ -324,6 +324,11 @@ class RequestDispatcher:
                 held.then()
             except Exception as e:
                 error = e
+        elif error is not None and held.undo is not None:
+            try:
+                held.undo()
+            except Exception:
+                log.exception("undoing a write that did not commit failed")
         if error is not None:
             self._finish(request, error_response(request, error), None)
         elif plain and len(held.response.payload) <= self._unblocked_limit:

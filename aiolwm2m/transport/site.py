@@ -22,20 +22,28 @@ class HeldResponse:
     coroutine or Task, so a thousand replies waiting for one group commit cost a list.
 
     ``then`` runs once ``until`` succeeded, just before the response is sent (say, to
-    announce the write). If ``until`` fails, the client gets 5.00 instead.
+    announce the write). If ``until`` fails, ``undo`` runs (say, to take back what the
+    write changed in memory) and the client gets 5.00 instead.
     """
 
-    __slots__ = ("response", "then", "until")
+    __slots__ = ("response", "then", "undo", "until")
 
     def __init__(self, response: Message, until: asyncio.Future[None],
-                 then: Callable[[], None] | None = None) -> None:
+                 then: Callable[[], None] | None = None,
+                 undo: Callable[[], None] | None = None) -> None:
         self.response = response
         self.until = until
         self.then = then
+        self.undo = undo
 
     async def resolved(self) -> Message:
         """Wait for it the ordinary way (for paths that serve few requests)."""
-        await self.until
+        try:
+            await self.until
+        except BaseException:
+            if self.undo is not None:
+                self.undo()
+            raise
         if self.then is not None:
             self.then()
         return self.response

@@ -13,7 +13,6 @@ from aiolwm2m.cli.coap_server import CounterResource, StoreResource
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.message import Message
 from aiolwm2m.security import InMemoryCredentialLookup, PskCredentials, ServerCredentials
-from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsClientSecurity, TlsServerSecurity
 
@@ -22,10 +21,6 @@ from .conftest import HELLO, background, interop_site, require, run
 pytestmark = pytest.mark.interop
 LARGE = bytes((i * 31 + 7) & 0xFF for i in range(100_000))
 IDENTITY, KEY = b"libcoap-dev", b"tcp-secret-key"
-
-
-def make_site() -> Site:
-    return interop_site(LARGE)
 
 
 def count_requests(ep: TcpEndpoint) -> list[Message]:
@@ -42,7 +37,7 @@ def count_requests(ep: TcpEndpoint) -> list[Message]:
 
 @pytest.fixture
 async def server() -> AsyncIterator[TcpEndpoint]:
-    ep = await TcpEndpoint.create("127.0.0.1", 0, site=make_site())
+    ep = await TcpEndpoint.create("127.0.0.1", 0, site=interop_site(LARGE))
     yield ep
     await ep.close()
 
@@ -110,7 +105,7 @@ async def test_observe(server: TcpEndpoint) -> None:
 async def test_coaps_tcp_psk(tmp_path: Path) -> None:
     client = require("coap-client-openssl")
     security = TlsServerSecurity(ServerCredentials(InMemoryCredentialLookup({IDENTITY: KEY})))
-    server = await TcpEndpoint.create("127.0.0.1", 0, site=make_site(), tls_server=security)
+    server = await TcpEndpoint.create("127.0.0.1", 0, site=interop_site(LARGE), tls_server=security)
     try:
         base = f"coaps+tcp://127.0.0.1:{server.port}"
         rc, out, err = await run(client, "-B", "5", "-u", IDENTITY.decode(), "-k", KEY.decode(),

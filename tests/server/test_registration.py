@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiocoap
+import pytest
 from aiocoap.numbers.codes import Code as C
 
 from aiolwm2m.server import LwM2MServer, ServerConfig
@@ -136,33 +139,90 @@ class GatedRegistrations(MemoryRegistrationStore):
         self._update(registration)
         return self._commit()
 
+    def remove_nowait(self, registration_id: str) -> tuple[Registration | None, Commit]:
+        return self._remove(registration_id), self._commit()
 
-async def test_reply_and_events_wait_for_the_commit(tmp_path: Path,
-                                                   device: AiocoapDevice) -> None:
+
+@pytest.fixture
+async def gated(tmp_path: Path) -> AsyncIterator[tuple[LwM2MServer, GatedRegistrations]]:
     stores = MemoryStores()
-    gated = GatedRegistrations()
-    stores.registrations = gated
-    server = LwM2MServer(ServerConfig(host="::1", port=0, data_dir=tmp_path), stores=stores)
+    store = stores.registrations = GatedRegistrations()
+    server = LwM2MServer(ServerConfig(host="::1", port=0, data_dir=tmp_path, awake_time=30.0),
+                         stores=stores)
     await server.start()
-    try:
-        seen: list[object] = []
-        server.subscribe(seen.append)
-        register = asyncio.create_task(device.register(uri(server)))
-        await wait_for(lambda: gated.commits)
-        await asyncio.sleep(0.3)
-        assert not register.done() and seen == []
-        gated.commits[0].set_result(None)
-        assert (await register).code == C.CREATED
-        assert [type(e) for e in seen] == [Registered]
+    yield server, store
+    await server.stop()
 
-        # A write that cannot be made durable is not acknowledged, and not announced.
-        update = asyncio.create_task(device.update("lt=600"))
-        await wait_for(lambda: len(gated.commits) == 2)
-        gated.commits[1].set_exception(OSError("disk full"))
-        assert (await update).code == C.INTERNAL_SERVER_ERROR
-        assert [type(e) for e in seen] == [Registered]
-    finally:
-        await server.stop()
+
+async def registered(server: LwM2MServer, store: GatedRegistrations, device: AiocoapDevice,
+                     **kw: Any) -> None:
+    task = asyncio.create_task(device.register(uri(server), **kw))
+    count = len(store.commits)
+    await wait_for(lambda: len(store.commits) > count)
+    store.commits[-1].set_result(None)
+    assert (await task).code == C.CREATED
+
+
+async def test_reply_and_events_wait_for_the_commit(
+        gated: tuple[LwM2MServer, GatedRegistrations], device: AiocoapDevice) -> None:
+    server, gated_store = gated
+    seen: list[object] = []
+    server.subscribe(seen.append)
+    register = asyncio.create_task(device.register(uri(server), lifetime=120))
+    await wait_for(lambda: gated_store.commits)
+    await asyncio.sleep(0.3)
+    assert not register.done() and seen == []
+    gated_store.commits[0].set_result(None)
+    assert (await register).code == C.CREATED
+    assert [type(e) for e in seen] == [Registered]
+
+    # A write that cannot be made durable is not acknowledged, not announced, and
+    # taken back in memory.
+    update = asyncio.create_task(device.update("lt=600"))
+    await wait_for(lambda: len(gated_store.commits) == 2)
+    gated_store.commits[1].set_exception(OSError("disk full"))
+    assert (await update).code == C.INTERNAL_SERVER_ERROR
+    assert [type(e) for e in seen] == [Registered]
+    assert server.registrations["dev-1"].lifetime == 120
+
+
+async def test_a_registration_whose_commit_fails_is_forgotten(
+        gated: tuple[LwM2MServer, GatedRegistrations], device: AiocoapDevice) -> None:
+    server, store = gated
+    register = asyncio.create_task(device.register(uri(server)))
+    await wait_for(lambda: store.commits)
+    store.commits[0].set_exception(OSError("disk full"))
+    assert (await register).code == C.INTERNAL_SERVER_ERROR
+    assert "dev-1" not in server.registrations and await store.count() == 0
+    assert server.registry.expiry.next_deadline() is None
+
+
+async def test_requests_after_a_pending_deregistration_find_it_gone(
+        gated: tuple[LwM2MServer, GatedRegistrations], device: AiocoapDevice) -> None:
+    server, store = gated
+    await registered(server, store, device)
+    deregister = asyncio.create_task(device.deregister())
+    await wait_for(lambda: len(store.commits) == 2)
+    assert (await device.update()).code == C.NOT_FOUND  # not 5.00 from a half-done removal
+    store.commits[1].set_result(None)
+    assert (await deregister).code == C.DELETED
+
+
+async def test_a_registration_replaced_while_committing_is_not_woken(
+        gated: tuple[LwM2MServer, GatedRegistrations], device: AiocoapDevice) -> None:
+    server, store = gated
+    first = asyncio.create_task(device.register(uri(server), queue=True))
+    await wait_for(lambda: len(store.commits) == 1)
+    first_id = server.registrations["dev-1"].id
+    second = asyncio.create_task(device.register(uri(server), queue=True))
+    await wait_for(lambda: len(store.commits) == 2)
+    for commit in store.commits:
+        commit.set_result(None)
+    assert (await first).code == (await second).code == C.CREATED
+    second_id = server.registrations["dev-1"].id
+    assert second_id != first_id
+    assert server.queue.awake.deadline(first_id) is None
+    assert server.queue.awake.deadline(second_id) is not None
 
 
 def test_registration_ids_are_random_and_distinct() -> None:
