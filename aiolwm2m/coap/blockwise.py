@@ -161,9 +161,8 @@ class Block2Server:
         return self._slice(request, rep.response, block)
 
     def needs_slicing(self, request: Message, response: Message) -> bool:
-        block = request.block2
-        limit = block.size if block is not None else 1 << (self.preferred_szx + 4)
-        return block is not None or len(response.payload) > limit
+        return (request.block2 is not None
+                or len(response.payload) > 1 << (self.preferred_szx + 4))
 
     def serve(self, request: Message, response: Message, now: float) -> Message:
         """Slice ``response`` as ``request`` asks (or as the server prefers), remembering the

@@ -29,7 +29,7 @@ MISSING: Final = _Missing()
 class GenerationalCache(Generic[V]):
     """Remembers keys for at least ``lifetime`` seconds in at most ``capacity`` entries."""
 
-    __slots__ = ("_capacity", "_old", "_period", "_rotate_at", "_young", "rotations")
+    __slots__ = ("_capacity", "_old", "_period", "_rotate_at", "_young")
 
     def __init__(self, lifetime: float, capacity: int = 65536, now: float = 0.0) -> None:
         if capacity < 2:
@@ -39,7 +39,6 @@ class GenerationalCache(Generic[V]):
         self._young: dict[Hashable, V] = {}
         self._old: dict[Hashable, V] = {}
         self._rotate_at = now + lifetime
-        self.rotations = 0
 
     def __len__(self) -> int:
         return len(self._young) + len(self._old)
@@ -76,4 +75,3 @@ class GenerationalCache(Generic[V]):
         self._old = self._young
         self._young = {}
         self._rotate_at = now + self._period
-        self.rotations += 1

@@ -95,12 +95,6 @@ class Message:
                 break
         return None
 
-    def get_options(self, number: int) -> list[bytes]:
-        return [v for n, v in self.options if n == number]
-
-    def has_option(self, number: int) -> bool:
-        return any(n == number for n, _ in self.options)
-
     def add_option(self, number: int, value: bytes) -> None:
         """Append an occurrence, keeping ascending order and the order of repeats."""
         opts = self.options

@@ -130,12 +130,12 @@ class LayerStatistics:
         self.sent = 0
 
 
-# What _critical_problem needs of each critical option, flat: it runs on every request.
+# What critical_problem needs of each critical option, flat: it runs on every request.
 _CRITICAL = {n: (d.repeatable, d.min_length, d.max_length)
              for n, d in REGISTRY.items() if n & 1}
 
 
-def _critical_problem(msg: Message) -> str | None:
+def critical_problem(msg: Message) -> str | None:
     """Why a critical option makes ``msg`` unprocessable, or None (RFC 7252 section 5.4.1)."""
     seen = -1
     critical = _CRITICAL
@@ -210,12 +210,8 @@ class MessageLayer:
             return self._receive_request(msg, peer, now)
         if c == 0:
             self._receive_empty(msg, peer, now)
-        elif 64 <= c < 192:
+        else:  # decode_udp refuses the reserved code classes 1, 6 and 7
             self._receive_response(msg, peer, now)
-        else:
-            self.stats.format_errors += 1
-            if msg.mtype == CON:
-                self._send_empty(RST, msg.mid, peer)
         return None
 
     def _receive_request(self, msg: Message, peer: Peer, now: float) -> Message | None:
@@ -233,7 +229,7 @@ class MessageLayer:
             return None
         self._dedup.add(key, None, now)
         if msg.options:
-            problem = _critical_problem(msg)
+            problem = critical_problem(msg)
             if problem is not None:
                 if mtype == CON:
                     self.respond(msg, msg.response(Code.BAD_OPTION, problem.encode(), 0), now)
@@ -458,10 +454,6 @@ class MessageLayer:
         else:
             self._non_sent.add((peer, msg.mid), msg.token, now)
         return msg.mid
-
-    def reject(self, msg: Message) -> None:
-        """Answer a received CON or NON message with a Reset."""
-        self._send_empty(RST, msg.mid, msg.remote)
 
     def _send_empty(self, mtype: int, mid: int, peer: Peer) -> None:
         self.outbox.append((encode_udp(Message(mtype, 0, mid)), peer))

@@ -23,8 +23,8 @@ from enum import Enum
 from .codes import Code, code_str
 from .errors import CoapError, EndpointClosed, RequestTimeout
 from .message import Message
-from .messaging import Exchange, ExchangeFailed, ResponseReceived
-from .options import REGISTRY, OptionNumber
+from .messaging import Exchange, ExchangeFailed, ResponseReceived, critical_problem
+from .options import OptionNumber
 from .signals import (
     BASE_CAPABILITIES,
     AbortInfo,
@@ -133,22 +133,6 @@ ConnectionEvent = CsmReceived | ReleaseReceived | AbortReceived | AbortSent
 Event = ResponseReceived | ExchangeFailed | ConnectionEvent
 
 
-def _critical_problem(msg: Message) -> str | None:
-    """Why a request cannot be processed for a critical option (RFC 7252 section 5.4.1)."""
-    previous = -1
-    for number, raw in msg.options:
-        if number & 1:
-            d = REGISTRY.get(number)
-            if d is None:
-                return f"unrecognized critical option {number}"
-            if number == previous and not d.repeatable:
-                return f"critical option {d.name} repeated"
-            if not d.min_length <= len(raw) <= d.max_length:
-                return f"{d.name} length {len(raw)} outside {d.min_length}..{d.max_length}"
-            previous = number
-    return None
-
-
 class TcpConnection:
     __slots__ = ("_exchanges", "_keepalive_sent", "_keepalive_token", "_parser",
                  "_release_deadline", "_timer_seq", "_timers", "close_reason", "csm_received",
@@ -231,7 +215,7 @@ class TcpConnection:
                 self.abort(f"the first message must be a CSM, got {code_str(code)}")
                 return []
             if 0 < code < 32:
-                problem = _critical_problem(msg) if msg.options else None
+                problem = critical_problem(msg) if msg.options else None
                 if problem is None:
                     self.unanswered += 1
                     requests.append(msg)

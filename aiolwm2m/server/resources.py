@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import MethodNotAllowed, NotFound
 from aiolwm2m.coap.message import Message
 from aiolwm2m.transport.site import RenderResult, Resource
@@ -72,6 +71,3 @@ class SendInterface(Resource):
         origin = origin_of(request, self.transport, self.identities)
         return await self.server._send_received(request, origin)
 
-
-def changed(request: Message) -> Message:
-    return request.response(Code.CHANGED)

@@ -72,40 +72,6 @@ class Registration:
                 return o.version
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "ep": self.endpoint,
-            "addr": list(self.address),
-            "lt": self.lifetime,
-            "lwm2m": self.lwm2m_version,
-            "b": self.binding,
-            "q": self.queue_mode,
-            "sms": self.sms,
-            "tr": self.transport,
-            "ident": self.identity,
-            "links": self.links,
-            "objects": [[o.object_id, o.instance_id, o.version] for o in self.objects],
-            "root": self.root_path,
-            "ct": list(self.content_formats),
-            "reg_at": self.registered_at,
-            "upd_at": self.updated_at,
-            "extra": [list(kv) for kv in self.extra],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Registration:
-        host, port = d["addr"][0], d["addr"][1]
-        return cls(
-            id=d["id"], endpoint=d["ep"], address=(host, int(port)), lifetime=int(d["lt"]),
-            lwm2m_version=d["lwm2m"], binding=d["b"], queue_mode=bool(d["q"]), sms=d["sms"],
-            transport=d["tr"], identity=d["ident"], links=d["links"],
-            objects=tuple(ObjectLinkEntry(o, i, v) for o, i, v in d["objects"]),
-            root_path=d["root"], content_formats=tuple(d["ct"]),
-            registered_at=float(d["reg_at"]), updated_at=float(d["upd_at"]),
-            extra=tuple((k, v) for k, v in d["extra"]),
-        )
-
 
 _REGISTRATION_FIELDS = frozenset(f.name for f in dataclass_fields(Registration))
 

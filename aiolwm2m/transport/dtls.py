@@ -179,20 +179,12 @@ class DtlsEndpoint(UdpEndpoint):
             side.pending.append(data)
 
     def _send_records(self) -> None:
-        sendto: Callable[[bytes, Any], int] = self.sock.sendto
         records: list[tuple[bytes, Any]] = []
         if self.dtls_server is not None:
             records.extend(self.dtls_server.outgoing())
         for peer, side in self._clients.items():
             records.extend((r, peer) for r in side.client.outgoing())
-        for data, addr in records:
-            try:
-                sendto(data, addr)
-            except BlockingIOError:
-                self._backlog.append((data, addr))
-                self.loop.add_writer(self.sock.fileno(), self._on_writable)
-            except OSError as e:
-                log.debug("sendto %s: %s", addr, e)
+        self._send_all(records)
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, Union
 
 from aiolwm2m.coap.codes import Code
-from aiolwm2m.coap.errors import MethodNotAllowed, NotFound, ServiceUnavailable
+from aiolwm2m.coap.errors import MethodNotAllowed, NotFound
 from aiolwm2m.coap.linkformat import Link, format_link_format
 from aiolwm2m.coap.message import Message, split_path
 from aiolwm2m.coap.options import OptionNumber
@@ -167,7 +167,6 @@ class Site:
         self._prefix: dict[RouteKey, Resource] = {}
         self._longest_prefix = 0
         self._notifiers: list[Notifier] = []
-        self.available = True
         if well_known_core:
             self.add(".well-known/core", WellKnownCore())
 
@@ -205,11 +204,6 @@ class Site:
                 if r is not None:
                     return r
         raise NotFound(f"no resource at {request.path}")
-
-    def render(self, request: Message) -> RenderResult:
-        if not self.available:
-            raise ServiceUnavailable("server is shutting down")
-        return self.find(request).render(request)
 
     def attach(self, notifier: Notifier) -> None:
         self._notifiers.append(notifier)

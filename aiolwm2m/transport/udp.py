@@ -22,7 +22,6 @@ from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import (
     Exchange,
     ExchangeFailed,
-    MessageAcknowledged,
     MessageLayer,
     MessageRejected,
     MessageTimedOut,
@@ -128,9 +127,14 @@ class UdpEndpoint:
 
     def _flush(self) -> None:
         out = self.layer.outbox
+        self._send_all(out)
+        out.clear()
+
+    def _send_all(self, out: list[tuple[bytes, Any]]) -> None:
+        """Send datagrams in order; once the socket is full, the rest (and everything
+        after, until the backlog drains) waits in the backlog, so nothing overtakes."""
         if self._backlog:
             self._backlog.extend(out)
-            out.clear()
             return
         sendto: Callable[[bytes, Any], int] = self.sock.sendto
         for i, (data, addr) in enumerate(out):
@@ -139,10 +143,9 @@ class UdpEndpoint:
             except BlockingIOError:
                 self._backlog.extend(out[i:])
                 self.loop.add_writer(self.sock.fileno(), self._on_writable)
-                break
+                return
             except OSError as e:
                 log.debug("sendto %s: %s", addr, e)
-        out.clear()
 
     def _on_writable(self) -> None:
         backlog = self._backlog
@@ -177,8 +180,6 @@ class UdpEndpoint:
                     user.on_error(ev.error)
             elif isinstance(ev, MessageRejected | MessageTimedOut):
                 self.dispatcher.observer_lost(ev.peer, ev.token)
-            elif isinstance(ev, MessageAcknowledged):
-                pass
 
     def _arm_timer(self) -> None:
         deadline = self.layer.next_deadline()
