@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import cbor2
 
-from ..errors import InvalidPayload, InvalidValue, PathNotAllowed
+from ..errors import CodecError, InvalidPayload, InvalidValue, PathNotAllowed
 from ..model.registry import ModelRegistry
 from ..nodes import (
     MultipleResource,
@@ -141,7 +141,9 @@ def _leaves(document: Any, model: ModelRegistry | None) -> list[Leaf]:
 def _instance_fast(document: Any, path: LwM2MPath, model: ModelRegistry | None) -> Node | None:
     """``{[o, i]: {rid: value | {ri: value}}}``, the shape every Read of an instance has.
 
-    Returns None for any other shape, which then takes the general path.
+    Returns None for any other shape, and for anything wrong or unusual in this one (an
+    empty resource, a value of the wrong kind or cardinality): the general path then
+    decides, and reports errors in its own words.
     """
     if len(document) != 1:
         return None
@@ -151,40 +153,36 @@ def _instance_fast(document: Any, path: LwM2MPath, model: ModelRegistry | None) 
     mapper = ValueMapper(_FMT, model, STRING_OBJLNK)
     oid = path[0]
     resources: dict[int, Resource] = {}
-    for rid, raw in body.items():
-        if type(rid) is not int or not 0 <= rid <= MAX_ID:
-            return None
-        rpath = path_from_trusted_ids((oid, path[1], rid))
-        if type(raw) is dict:
-            values: dict[int, Value] = {}
-            rtype: ResourceType | None = None
-            info = mapper.info(rpath)
-            if info is not None and not info[1]:
-                raise InvalidValue(_FMT, rpath, "the resource is single-instance")
-            for ri, item in raw.items():
-                if type(item) is dict or type(ri) is not int or not 0 <= ri <= MAX_ID:
+    try:
+        for rid, raw in body.items():
+            if type(rid) is not int or not 0 <= rid <= MAX_ID:
+                return None
+            rpath = path_from_trusted_ids((oid, path[1], rid))
+            if type(raw) is dict:
+                info = mapper.info(rpath)
+                if not raw or (info is not None and not info[1]):
                     return None
-                kind = kind_of(item)
-                if kind is None:
-                    raise InvalidValue(
-                        _FMT, rpath, f"a CBOR {type(item).__name__} is not an LwM2M value"
-                    )
-                rtype, values[ri], _ = mapper.convert(rpath, kind, item)
-            if rtype is None:
-                if info is None:
-                    return None
-                rtype = info[0]
-            resources[rid] = multiple_trusted(rid, rtype, values)
-            continue
-        kind = kind_of(raw)
-        if kind is None:
-            raise InvalidValue(_FMT, rpath, f"a CBOR {type(raw).__name__} is not an LwM2M value")
-        rtype, value, info = mapper.convert(rpath, kind, raw)
-        if info is not None and info[1]:
-            raise InvalidValue(
-                _FMT, rpath, "the resource is multiple-instance: values need an instance id"
-            )
-        resources[rid] = _new_tuple(SingleResource, (rid, rtype, value))
+                values: dict[int, Value] = {}
+                rtype: ResourceType | None = None
+                for ri, item in raw.items():
+                    if type(item) is dict or type(ri) is not int or not 0 <= ri <= MAX_ID:
+                        return None
+                    kind = kind_of(item)
+                    if kind is None:
+                        return None
+                    rtype, values[ri], _ = mapper.convert(rpath, kind, item)
+                assert rtype is not None
+                resources[rid] = multiple_trusted(rid, rtype, values)
+                continue
+            kind = kind_of(raw)
+            if kind is None:
+                return None
+            rtype, value, info = mapper.convert(rpath, kind, raw)
+            if info is not None and info[1]:
+                return None
+            resources[rid] = _new_tuple(SingleResource, (rid, rtype, value))
+    except CodecError:
+        return None
     return instance_trusted(path[1], resources)
 
 
@@ -251,7 +249,7 @@ def _plain_resource(code: int, raw: object) -> Any:
     """The value of a resource of type ``code`` (multiple ones too); _BAIL unless plain."""
     if code < plans.MULTIPLE:
         return _plain_value(code, raw)
-    if type(raw) is not dict:
+    if type(raw) is not dict or not raw:  # no instances: the general path decides
         return _BAIL
     code -= plans.MULTIPLE
     changed: dict[Any, Any] | None = None
@@ -325,6 +323,8 @@ def _instance_of_shape(
         raw = raws[i]
         # (The two commonest cases inline: integer multiple resources and times.)
         if code == _INTEGERS:
+            if not raw:
+                return None
             for ri, item in raw.items():
                 if (
                     type(ri) is not int

@@ -56,6 +56,7 @@ def general_code_only() -> Iterator[None]:
         mock.patch.object(plans, "object_plan", lambda model, object_id: None),
         mock.patch.object(tlv, "_instance_body_plain", lambda instance: None),
         mock.patch.object(lwm2m_cbor, "_instance_map", lambda instance: None),
+        mock.patch.object(lwm2m_cbor, "_instance_fast", lambda document, path, model: None),
         mock.patch.object(senml, "_instance_json", lambda instance, base: None),
         mock.patch.object(senml, "_instance_cbor", lambda instance, base: None),
         mock.patch.object(senml, "_decode_json", lambda text: senml._MISSING),
