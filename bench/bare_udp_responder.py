@@ -14,7 +14,8 @@ PAYLOAD = b"\xffhello"
 
 
 def main() -> None:
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    port = int(args[0]) if args else 0
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
     sock.bind(("127.0.0.1", port))
@@ -36,7 +37,12 @@ def main() -> None:
         print(f"ready {sock.getsockname()[1]}", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(run())
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.run(run())
+    else:
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

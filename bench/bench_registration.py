@@ -6,8 +6,8 @@ A C load generator (bench/rd_loadgen.c, built on first use) registers N distinct
 with many requests in flight from 64 source ports, then sends one Update per endpoint. The
 server runs in its own process with the SQLite store by default, so every 2.01 is durable;
 its writer is a second process. Nothing is pinned: the server, its writer and the load
-generator share the machine's cores. The bare asyncio UDP responder from bench_coap_udp.py is
-measured in the same run as the baseline.
+generator share the machine's cores. The baseline, measured in the same run, is the bare UDP
+responder from bench_coap_udp.py on the same event loop with as many requests in flight.
 """
 
 from __future__ import annotations
@@ -73,15 +73,20 @@ def main() -> None:
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"],
                     help="event loop of the server (aiolwm2m server uses uvloop when present)")
     args = ap.parse_args()
-    print("-- baseline: bare asyncio UDP responder, 5s ...", flush=True)
-    bare_target = start_target(["bench/bare_udp_responder.py"])
+    # The baseline runs as the server will: same event loop, not pinned, as many requests
+    # in flight over as many sockets.
+    uvloop = args.loop == "uvloop"
+    per_socket = max(1, args.inflight // args.conns)
+    print(f"-- baseline: bare UDP responder ({args.loop}), {args.conns} sockets x "
+          f"{per_socket} in flight, 5s ...", flush=True)
+    bare_target = start_target(["bench/bare_udp_responder.py"]
+                               + (["--uvloop"] if uvloop else []), core=None)
     try:
-        bare = run_load(bare_target.port, 5, 64, 1, "/hello")
+        bare = run_load(bare_target.port, 5, args.conns, per_socket, "/hello", core=None)
     finally:
         bare_target.stop()
     print(f"   {bare.rps:,.0f} requests/s", flush=True)
-    results = {int(c): run_counts(int(c), args.store, args.conns, args.inflight,
-                                  args.loop == "uvloop")
+    results = {int(c): run_counts(int(c), args.store, args.conns, args.inflight, uvloop)
                for c in args.counts.split(",")}
     print()
     print(f"{'endpoints':>10} {'reg/s':>9} {'ratio':>6} {'p50/p99 ms':>13} {'upd/s':>9} "
