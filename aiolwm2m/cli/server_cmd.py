@@ -112,16 +112,11 @@ def load_credentials(path: Path) -> list[SecurityInfo]:
         if not isinstance(entry, dict) or not entry.get("endpoint"):
             raise SettingsError(f"{where}: needs an endpoint")
         try:
-            ident = entry.get("psk_identity")
-            key = entry.get("psk_key")
-            rpk = entry.get("rpk_public_key")
-            out.append(SecurityInfo(
-                str(entry["endpoint"]),
-                psk_identity=str(ident).encode() if ident is not None else None,
-                psk_key=bytes.fromhex(key) if key is not None else None,
-                rpk_public_key=bytes.fromhex(rpk) if rpk is not None else None,
-                x509_identity=entry.get("x509_identity")))
-        except (ValueError, TypeError) as e:
+            fields = {name: str(entry[name]) for name in ("psk_identity", "psk_key",
+                                                          "rpk_public_key", "x509_identity")
+                      if entry.get(name) is not None}
+            out.append(SecurityInfo.from_text(str(entry["endpoint"]), **fields))
+        except ValueError as e:
             raise SettingsError(f"{where}: {e}") from None
     return out
 

@@ -201,6 +201,30 @@ class SecurityInfo:
         if self.psk_identity is not None and not self.psk_key:
             raise ValueError(f"{self.endpoint}: a PSK identity needs a key")
 
+    @classmethod
+    def from_text(cls, endpoint: str, *, psk_identity: str | None = None,
+                  psk_key: str | None = None, rpk_public_key: str | None = None,
+                  x509_identity: str | None = None) -> SecurityInfo:
+        """Credentials as people write them (configuration files, the REST API): keys in
+        hex. Raises ValueError saying which field is wrong."""
+
+        def raw(name: str, text: str | None) -> bytes | None:
+            if text is None:
+                return None
+            try:
+                value = bytes.fromhex(text.strip())
+            except ValueError:
+                raise ValueError(f"{name} must be hex") from None
+            if not value:
+                raise ValueError(f"{name} is empty")
+            return value
+
+        return cls(endpoint,
+                   psk_identity=psk_identity.encode() if psk_identity is not None else None,
+                   psk_key=raw("psk_key", psk_key),
+                   rpk_public_key=raw("rpk_public_key", rpk_public_key),
+                   x509_identity=x509_identity)
+
     @property
     def mode(self) -> str:
         if self.psk_identity is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -38,18 +37,6 @@ def security_out(info: SecurityInfo) -> SecurityOut:
         x509_identity=info.x509_identity)
 
 
-def _hex(name: str, text: str | None) -> bytes | None:
-    if text is None:
-        return None
-    try:
-        value = binascii.unhexlify(text.strip())
-    except (binascii.Error, ValueError):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{name} must be hex") from None
-    if not value:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{name} is empty")
-    return value
-
-
 @security_router.get("", response_model=list[SecurityOut], summary="List credentials")
 async def list_security(server: ServerDep) -> list[SecurityOut]:
     return [security_out(i) for i in await server.stores.security.all()]
@@ -69,12 +56,9 @@ async def get_security(server: ServerDep, endpoint: str) -> SecurityOut:
                      summary="Create or replace an endpoint's credentials (keys are write-only)")
 async def put_security(server: ServerDep, endpoint: str, body: SecurityIn) -> SecurityOut:
     try:
-        info = SecurityInfo(
-            endpoint,
-            psk_identity=body.psk_identity.encode() if body.psk_identity is not None else None,
-            psk_key=_hex("psk_key", body.psk_key),
-            rpk_public_key=_hex("rpk_public_key", body.rpk_public_key),
-            x509_identity=body.x509_identity)
+        info = SecurityInfo.from_text(
+            endpoint, psk_identity=body.psk_identity, psk_key=body.psk_key,
+            rpk_public_key=body.rpk_public_key, x509_identity=body.x509_identity)
     except ValueError as e:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
     try:

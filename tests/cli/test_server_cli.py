@@ -130,3 +130,10 @@ def test_credentials_file(tmp_path: Path) -> None:
     f.write_text('[{"endpoint": "a"}]')
     with pytest.raises(SettingsError, match="exactly one"):
         load_credentials(f)
+    # The same checks as the REST API's (SecurityInfo.from_text): hex, and not empty.
+    f.write_text('[{"endpoint": "a", "rpk_public_key": ""}]')
+    with pytest.raises(SettingsError, match="rpk_public_key is empty"):
+        load_credentials(f)
+    f.write_text('[{"endpoint": "a", "psk_identity": "i", "psk_key": "xyz"}]')
+    with pytest.raises(SettingsError, match="psk_key must be hex"):
+        load_credentials(f)
