@@ -104,7 +104,7 @@ class RequestDispatcher:
         transport: ServerTransport,
         *,
         clock: Callable[[], float] = time.monotonic,
-        empty_ack_delay: float = 1.0,
+        empty_ack_delay: float | None = 1.0,
         preferred_szx: int = 6,
         max_body_size: int = 1 << 20,
         observers: ObserverRegistry | None = None,
@@ -112,6 +112,7 @@ class RequestDispatcher:
         self.site = site
         self.transport = transport
         self.clock = clock
+        # None: the transport acknowledges by itself (TCP), so nothing is tracked for it.
         self.empty_ack_delay = empty_ack_delay
         self.block1 = Block1Assembler(max_body_size=max_body_size, preferred_szx=preferred_szx)
         self.block2 = Block2Server(preferred_szx=preferred_szx)
@@ -256,12 +257,16 @@ class RequestDispatcher:
         """Have ``request`` acknowledged if still unanswered after empty_ack_delay; returns
         the key to drop from ``_unanswered`` once it is answered. One sweeping timer serves
         every request: a timer each would cost a heap push and a cancel per request."""
+        if self.empty_ack_delay is None:
+            return 0
         key = next(self._serial)
         self._unanswered[key] = request
         self._ack_later(key)
         return key
 
     def _ack_later(self, key: int | asyncio.Future[None]) -> None:
+        if self.empty_ack_delay is None:
+            return
         loop = asyncio.get_running_loop()
         self._ack_due.append((loop.time() + self.empty_ack_delay, key))
         if self._ack_timer is None:

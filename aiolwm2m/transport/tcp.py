@@ -91,7 +91,7 @@ class TcpEndpoint:
         self.site = site if site is not None else Site()
         self.events = ConnectionEvents()
         self.dispatcher = RequestDispatcher(
-            self.site, self, clock=self.loop.time,
+            self.site, self, clock=self.loop.time, empty_ack_delay=None,  # TCP acknowledges
             observers=observers if observers is not None else PeerIndexedObserverRegistry())
         self.dispatcher.block1 = StreamBlock1Assembler(self._peer_limits)
         self.dispatcher.block2 = StreamBlock2Server(self._peer_limits)
