@@ -36,7 +36,6 @@ from ..path import MAX_ID, LwM2MPath, path_from_trusted_ids
 from ..values import (
     INT64_MAX,
     INT64_MIN,
-    UINT64_MAX,
     ObjectLink,
     ResourceType,
     Value,
@@ -59,7 +58,7 @@ __all__ = [
 
 _FMT = ContentFormat.LWM2M_CBOR
 _new_tuple = tuple.__new__
-_BAIL: Final = object()
+_BAIL: Final = plans.NOT_PLAIN
 _dumps: Final = cbor2.dumps
 _loads: Final = cbor2.loads
 _INSTANCE_KEY_START: Final = b"\xa1\x82"  # a map of one entry, keyed by an array of two ids
@@ -186,31 +185,6 @@ def _instance_fast(document: Any, path: LwM2MPath, model: ModelRegistry | None) 
     return instance_trusted(path[1], resources)
 
 
-def _plain_value(code: int, raw: object) -> Any:
-    """The value of ``raw`` for a resource of type ``code``; _BAIL unless a plain, valid case."""
-    raw_type = type(raw)
-    if code == plans.STRING:
-        return raw if raw_type is str else _BAIL
-    if code == plans.INTEGER:
-        return raw if raw_type is int and INT64_MIN <= raw <= INT64_MAX else _BAIL  # type: ignore[operator]
-    try:
-        if code == plans.TIME and raw_type is int:
-            return seconds_to_time(raw)  # type: ignore[arg-type]
-        if code == plans.OBJLNK and raw_type is str:
-            return link_from_text(raw)  # type: ignore[arg-type]
-    except InvalidValue:
-        return _BAIL
-    if code == plans.UNSIGNED:
-        return raw if raw_type is int and 0 <= raw <= UINT64_MAX else _BAIL  # type: ignore[operator]
-    if code == plans.FLOAT:
-        return raw if raw_type is float else _BAIL
-    if code == plans.BOOLEAN:
-        return raw if raw_type is bool else _BAIL
-    if code == plans.OPAQUE:
-        return raw if raw_type is bytes else _BAIL
-    return _BAIL
-
-
 def _instance_plain(body: dict[Any, Any], iid: int, plan: plans.ObjectPlan) -> Node | None:
     """``{rid: value | {ri: value}}`` with plain values of defined resources, else None.
 
@@ -248,7 +222,7 @@ def _instance_plain(body: dict[Any, Any], iid: int, plan: plans.ObjectPlan) -> N
 def _plain_resource(code: int, raw: object) -> Any:
     """The value of a resource of type ``code`` (multiple ones too); _BAIL unless plain."""
     if code < plans.MULTIPLE:
-        return _plain_value(code, raw)
+        return plans.plain_value(code, raw)
     if type(raw) is not dict or not raw:  # no instances: the general path decides
         return _BAIL
     code -= plans.MULTIPLE
@@ -260,7 +234,7 @@ def _plain_resource(code: int, raw: object) -> Any:
             if type(item) is not int or not INT64_MIN <= item <= INT64_MAX:
                 return _BAIL
             continue
-        value = _plain_value(code, item)
+        value = plans.plain_value(code, item)
         if value is _BAIL:
             return _BAIL
         if value is not item:
@@ -473,7 +447,7 @@ def _record_layout(data: bytes, iid: int, codes: dict[int, int]) -> _CborLayout:
             start = pos
             structural(pos + 1)
             raw = _loads(data[start:pos])
-            converted = _plain_value(code, raw)
+            converted = plans.plain_value(code, raw)
             if converted is _BAIL:
                 raise _NotRecordable
             return (-1, converted)

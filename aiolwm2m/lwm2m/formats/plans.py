@@ -13,8 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
+from ..errors import InvalidValue
 from ..model.registry import ModelRegistry
-from ..values import ResourceType
+from ..values import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    ResourceType,
+    link_from_text,
+    seconds_to_time,
+)
+from .value_mapping import b64url_decode
 
 __all__ = [
     "BOOLEAN",
@@ -56,6 +65,39 @@ TYPE_CODES: Final[dict[ResourceType, int]] = {
     ResourceType.OBJLNK: OBJLNK,
     ResourceType.NONE: NO_VALUE,
 }
+
+
+#: What plain_value returns for a value it does not take as plain.
+NOT_PLAIN: Final = object()
+
+
+def plain_value(code: int, raw: object, text_opaque: bool = False) -> Any:
+    """The value of decoded ``raw`` for a resource of type ``code`` when it is plainly
+    valid (the codecs' fast paths), else NOT_PLAIN and the general path decides.
+    ``text_opaque``: opaque values come as base64url text (SenML JSON)."""
+    raw_type = type(raw)
+    try:
+        if code == STRING:
+            return raw if raw_type is str else NOT_PLAIN
+        if code == INTEGER:
+            return raw if raw_type is int and INT64_MIN <= raw <= INT64_MAX else NOT_PLAIN  # type: ignore[operator]
+        if code == TIME:
+            return seconds_to_time(raw) if raw_type is int else NOT_PLAIN  # type: ignore[arg-type]
+        if code == OBJLNK:
+            return link_from_text(raw) if raw_type is str else NOT_PLAIN  # type: ignore[arg-type]
+        if code == UNSIGNED:
+            return raw if raw_type is int and 0 <= raw <= UINT64_MAX else NOT_PLAIN  # type: ignore[operator]
+        if code == FLOAT:
+            return raw if raw_type is float else NOT_PLAIN
+        if code == BOOLEAN:
+            return raw if raw_type is bool else NOT_PLAIN
+        if code == OPAQUE:
+            if text_opaque:
+                return b64url_decode(raw) if raw_type is str else NOT_PLAIN  # type: ignore[arg-type]
+            return raw if raw_type is bytes else NOT_PLAIN
+    except (InvalidValue, ValueError):
+        pass
+    return NOT_PLAIN
 
 
 

@@ -45,12 +45,9 @@ from ..path import LwM2MPath
 from ..values import (
     INT64_MAX,
     INT64_MIN,
-    UINT64_MAX,
     ObjectLink,
     ResourceType,
     Value,
-    link_from_text,
-    seconds_to_time,
     time_to_seconds,
 )
 from . import plans
@@ -453,8 +450,8 @@ def _instance_plain(
                 if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
                     return None
             else:
-                value = _plain_value(code, value, text_opaque)
-                if value is _MISSING:
+                value = plans.plain_value(code, value, text_opaque)
+                if value is plans.NOT_PLAIN:
                     return None
             if ri < 0:
                 if rid in values:
@@ -473,33 +470,6 @@ def _instance_plain(
     except (KeyError, TypeError):
         return None
     return instance_from_values(iid, values, plan.rtypes)
-
-
-def _plain_value(code: int, raw: object, text_opaque: bool) -> Any:
-    """The value of ``raw`` for type ``code`` when plainly valid, else _MISSING."""
-    raw_type = type(raw)
-    try:
-        if code == plans.STRING:
-            return raw if raw_type is str else _MISSING
-        if code == plans.INTEGER:
-            return raw if raw_type is int and INT64_MIN <= raw <= INT64_MAX else _MISSING  # type: ignore[operator]
-        if code == plans.TIME:
-            return seconds_to_time(raw) if raw_type is int else _MISSING  # type: ignore[arg-type]
-        if code == plans.OBJLNK:
-            return link_from_text(raw) if raw_type is str else _MISSING  # type: ignore[arg-type]
-        if code == plans.UNSIGNED:
-            return raw if raw_type is int and 0 <= raw <= UINT64_MAX else _MISSING  # type: ignore[operator]
-        if code == plans.FLOAT:
-            return raw if raw_type is float else _MISSING
-        if code == plans.BOOLEAN:
-            return raw if raw_type is bool else _MISSING
-        if code == plans.OPAQUE:
-            if text_opaque:
-                return b64url_decode(raw) if raw_type is str else _MISSING  # type: ignore[arg-type]
-            return raw if raw_type is bytes else _MISSING
-    except (InvalidValue, ValueError):
-        pass
-    return _MISSING
 
 
 # Python types each value kind must have on the wire (opaque: text in JSON, bytes in CBOR).
