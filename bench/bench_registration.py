@@ -33,6 +33,7 @@ def run_counts(n: int, store: str, conns: int, inflight: int, uvloop: bool
     target = start_target(["bench/lwm2m_server_target.py", store]
                           + (["--uvloop"] if uvloop else []), core=None)
     try:
+        print(f"   server: {target.detail}", flush=True)
         time.sleep(0.5)
         rss_before = target.rss_kib()
         exe = build_loadgen("rd_loadgen")

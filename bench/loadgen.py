@@ -38,6 +38,8 @@ def pinned(cmd: list[str], core: int | None) -> list[str]:
 class Target:
     proc: subprocess.Popen[str]
     port: int
+    #: What the target said after its port on the ``ready`` line.
+    detail: str = ""
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -64,7 +66,8 @@ def start_target(args: list[str], core: int | None = 0) -> Target:
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if line.startswith("ready"):
-            return Target(proc, int(line.split()[1]))
+            _, port, *detail = line.split()
+            return Target(proc, int(port), " ".join(detail))
         if not line and proc.poll() is not None:
             break
     proc.kill()

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from aiolwm2m import compiled
 from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.server.collector import tune_for_server
 
@@ -22,7 +23,8 @@ async def run(store: str) -> None:
             host="127.0.0.1", port=0, store=store, data_dir=Path(tmp),
             sqlite_synchronous=os.environ.get("AIOLWM2M_BENCH_SYNCHRONOUS", "FULL")))
         await server.start()
-        print(f"ready {server.port}", flush=True)
+        core = "compiled (mypyc)" if compiled.in_use() else "plain Python"
+        print(f"ready {server.port} request path: {core}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:

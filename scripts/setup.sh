@@ -28,6 +28,13 @@ if command -v "$python_bin" >/dev/null 2>&1 && ! "$python_bin" -c 'import ensure
   debs+=(python3-venv)
 fi
 
+# A C compiler and Python's headers build the compiled core (aiolwm2m/compiled.py); without
+# them everything still runs, as plain Python.
+command -v cc >/dev/null 2>&1 || debs+=(gcc libc6-dev)
+if command -v "$python_bin" >/dev/null 2>&1 && ! "$python_bin" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
+  debs+=(python3-dev)
+fi
+
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -53,3 +60,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! grep -qx "$extras" 
   .venv/bin/python -m pip install -q -e ".[$extras]"
   echo "$extras" > "$stamp"
 fi
+# Compiles the request path with mypyc when its sources changed since the last build (a hash
+# check, instant otherwise); a failed build leaves the plain-Python modules in use.
+.venv/bin/python -m aiolwm2m.compiled_build || echo "setup: running the plain-Python core"

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .codec import decode_udp, encode_udp
 from .codes import Code, MessageType
 from .errors import CoapError, MessageFormatError, RequestRejected, RequestTimeout
@@ -153,6 +155,8 @@ def critical_problem(msg: Message) -> str | None:
     return None
 
 
+# Compiled (aiolwm2m.compiled), yet the client's gated layer, which is not, extends it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MessageLayer:
     def __init__(
         self,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from typing import NamedTuple, Protocol
+from typing import ClassVar, NamedTuple, Protocol
+
+from mypy_extensions import mypyc_attr
 
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.lwm2m.coap_mapping import DeviceContext
@@ -38,6 +40,8 @@ class Authorizer(Protocol):
         """None to accept, or the reason to refuse (answered with 4.03)."""
 
 
+# Compiled (aiolwm2m.compiled), yet subclassed by authorizers that are not.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DefaultAuthorizer:
     """Accepts any endpoint name, except that a name registered by an authenticated
     identity can only be registered again by that same identity."""
@@ -55,7 +59,7 @@ class RegistrationIds:
     time so that a Register costs no system call. The id is a capability (whoever knows
     /rd/{id} may update a NoSec registration), so it must not be predictable."""
 
-    BATCH = 256
+    BATCH: ClassVar[int] = 256
 
     def __init__(self) -> None:
         self._ready: list[str] = []

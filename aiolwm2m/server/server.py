@@ -467,7 +467,8 @@ class LwM2MServer:
 
     async def write_attributes(self, endpoint: str, path: PathLike,
                                attributes: AttributeUpdate | str | Iterable[str] | None = None,
-                               *, timeout: float | None = None, **values: float | None
+                               *, timeout: float | None = None,
+                               **values: int | float | None
                                ) -> Response:
         """``write_attributes("ep", "/3/0/13", pmin=10, pmax=60, gt=None)``: None unsets."""
         if attributes is None:

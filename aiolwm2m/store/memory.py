@@ -6,10 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .interfaces import Commit
 from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
 
 
+# Compiled (aiolwm2m.compiled); stores that are not may extend it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryRegistrationStore:
     def __init__(self) -> None:
         self._by_id: dict[str, Registration] = {}

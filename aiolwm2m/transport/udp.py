@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from aiolwm2m.coap.blockwise import Block1Sender, Block2Collector
 from aiolwm2m.coap.errors import EndpointClosed
 from aiolwm2m.coap.message import Message
@@ -40,6 +42,8 @@ Address = tuple[Any, ...]
 RECEIVE_BATCH = 256
 
 
+# Compiled (aiolwm2m.compiled), yet extended by the DTLS and client endpoints.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UdpEndpoint:
     """One UDP socket serving a :class:`Site` and sending requests of its own."""
 

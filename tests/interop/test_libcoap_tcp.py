@@ -15,6 +15,7 @@ from aiolwm2m.coap.message import Message
 from aiolwm2m.security import InMemoryCredentialLookup, PskCredentials, ServerCredentials
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsClientSecurity, TlsServerSecurity
+from tests.transport.request_counter import count_requests
 
 from .conftest import HELLO, background, interop_site, require, run
 
@@ -23,16 +24,6 @@ LARGE = bytes((i * 31 + 7) & 0xFF for i in range(100_000))
 IDENTITY, KEY = b"libcoap-dev", b"tcp-secret-key"
 
 
-def count_requests(ep: TcpEndpoint) -> list[Message]:
-    seen: list[Message] = []
-    original = ep.dispatcher.handle
-
-    def handle(request: Message, now: float) -> None:
-        seen.append(request)
-        original(request, now)
-
-    ep.dispatcher.handle = handle  # type: ignore[method-assign]
-    return seen
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from aiolwm2m.transport.tcp_events import (
     ReleaseReceived,
     TcpConnectionEvent,
 )
+from tests.transport.request_counter import count_requests
 
 BODY = bytes((i * 7 + 3) & 0xFF for i in range(100_000))
 
@@ -80,17 +81,6 @@ def addr(ep: TcpEndpoint) -> tuple[str, int]:
     return ("127.0.0.1", ep.port)
 
 
-def count_requests(ep: TcpEndpoint) -> list[Message]:
-    """Instrument the server: record every request its dispatcher is handed."""
-    seen: list[Message] = []
-    original = ep.dispatcher.handle
-
-    def handle(request: Message, now: float) -> None:
-        seen.append(request)
-        original(request, now)
-
-    ep.dispatcher.handle = handle  # type: ignore[method-assign]
-    return seen
 
 
 async def test_requests_share_one_connection(server: TcpEndpoint, client: TcpEndpoint) -> None:
