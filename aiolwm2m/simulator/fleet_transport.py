@@ -24,6 +24,7 @@ from aiolwm2m.coap.messaging import (
     ResponseReceived,
 )
 from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
+from aiolwm2m.transport.wakeup import Wakeup
 
 from .limits import uses_shared_sockets, wildcard_for
 from .per_device_sockets import PerDeviceSockets
@@ -75,8 +76,7 @@ class FleetTransport:
                                          wildcard_for(server_host))
         self.shared = isinstance(self.pool, SharedSockets)
         self.loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._wakeup = Wakeup(self.loop, self.clock, self._on_timer)
         self._in_batch = False
 
     # -- receive --------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class FleetTransport:
             self._process_events()
             if layer.outbox:
                 self._flush()
-        self._arm_timer()
+        self._wakeup.at(layer.next_deadline())
 
     def _flush(self) -> None:
         out = self.layer.outbox
@@ -121,19 +121,7 @@ class FleetTransport:
             elif isinstance(ev, MessageRejected | MessageTimedOut):
                 handler.on_rejected(_split(ev.peer)[0], ev.token)
 
-    def _arm_timer(self) -> None:
-        deadline = self.layer.next_deadline()
-        if deadline is None:
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
-
     def _on_timer(self) -> None:
-        self._timer = None
         self.layer.handle_timers(self.clock())
         self._after_io()
 
@@ -160,8 +148,7 @@ class FleetTransport:
         self.kick()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._wakeup.cancel()
         self.pool.close()
 
 

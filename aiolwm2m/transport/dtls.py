@@ -141,7 +141,11 @@ class DtlsEndpoint(UdpEndpoint):
         self._flush()
         if self.layer.events:
             self._process_events()
-        self._arm_timer()
+        deadlines = [d for d in (self.layer.next_deadline(),
+                                 self.dtls_server.next_deadline() if self.dtls_server else None,
+                                 *(s.client.next_deadline() for s in self._clients.values()))
+                     if d is not None]
+        self._wakeup.at(min(deadlines, default=None))
 
     def _flush(self) -> None:
         out = self.layer.outbox
@@ -188,23 +192,7 @@ class DtlsEndpoint(UdpEndpoint):
 
     # -- timers ---------------------------------------------------------------------------
 
-    def _arm_timer(self) -> None:
-        deadlines = [d for d in (self.layer.next_deadline(),
-                                 self.dtls_server.next_deadline() if self.dtls_server else None,
-                                 *(s.client.next_deadline() for s in self._clients.values()))
-                     if d is not None]
-        if not deadlines:
-            return
-        deadline = min(deadlines)
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
-
     def _on_timer(self) -> None:
-        self._timer = None
         now = self.clock()
         if self.dtls_server is not None:
             self._security_events(self.dtls_server.handle_timeout(now), now)

@@ -57,6 +57,7 @@ from .site import Site
 from .subscription import ResponseSink, Subscription
 from .tcp_events import ConnectionEvents, Disconnected
 from .tcp_link import Address, PeerKey, StreamPeer, TcpLink, peer_key
+from .wakeup import Wakeup
 
 if TYPE_CHECKING:
     from aiolwm2m.security import PeerIdentity
@@ -104,8 +105,7 @@ class TcpEndpoint:
         self._hold_off: dict[PeerKey, float] = {}
         self._timers: list[tuple[float, int, TcpLink]] = []
         self._timer_seq = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._wakeup = Wakeup(self.loop, self.loop.time, self._on_timer)
 
     @classmethod
     async def create(cls, host: str = "::", port: int = 0, *, listen: bool = True,
@@ -300,15 +300,9 @@ class TcpEndpoint:
         link.scheduled = deadline
         self._timer_seq += 1
         heapq.heappush(self._timers, (deadline, self._timer_seq, link))
-        if deadline < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = deadline
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._wakeup.at(deadline)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = math.inf
         now = self.loop.time()
         timers = self._timers
         while timers and timers[0][0] <= now:
@@ -319,8 +313,7 @@ class TcpEndpoint:
             link.on_timer(now)
             self.schedule(link)
         if timers:
-            self._timer_at = timers[0][0]
-            self._timer = self.loop.call_at(self._timer_at, self._on_timer)
+            self._wakeup.at(timers[0][0])
 
     # -- client API -----------------------------------------------------------------------
 
@@ -505,9 +498,7 @@ class TcpEndpoint:
             task.cancel()
         for link in list(self._links_all):
             link.close("endpoint closed", "shutting down")
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._wakeup.cancel()
         # Let the transports call connection_lost (events, observer clean-up) before we
         # free the TLS credentials they point at.
         for _ in range(3):

@@ -35,6 +35,7 @@ from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
 from .dispatch import RequestDispatcher
 from .site import Site
 from .subscription import ResponseSink, Subscription
+from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ class UdpEndpoint:
                                             observers=observers)
         self.loop = asyncio.get_running_loop()
         self.closed = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._wakeup = Wakeup(self.loop, clock, self._on_timer)
         self._in_batch = False
         self._io_scheduled = False
         self._backlog: collections.deque[tuple[bytes, Any]] = collections.deque()
@@ -127,7 +127,7 @@ class UdpEndpoint:
             self._flush()
         if layer.events:
             self._process_events()
-        self._arm_timer()
+        self._wakeup.at(self.layer.next_deadline())
 
     def _flush(self) -> None:
         out = self.layer.outbox
@@ -185,19 +185,7 @@ class UdpEndpoint:
             elif isinstance(ev, MessageRejected | MessageTimedOut):
                 self.dispatcher.observer_lost(ev.peer, ev.token)
 
-    def _arm_timer(self) -> None:
-        deadline = self.layer.next_deadline()
-        if deadline is None:
-            return
-        if self._timer is not None:
-            if self._timer_at <= deadline:
-                return
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_later(max(0.0, deadline - self.clock()), self._on_timer)
-
     def _on_timer(self) -> None:
-        self._timer = None
         self.layer.handle_timers(self.clock())
         self._after_io()
 
@@ -375,8 +363,7 @@ class UdpEndpoint:
         self.loop.remove_reader(self.sock.fileno())
         if self._backlog:
             self.loop.remove_writer(self.sock.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
+        self._wakeup.cancel()
         self.layer.fail_all(EndpointClosed("endpoint closed"))
         self._process_events()
         self.sock.close()
