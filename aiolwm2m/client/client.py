@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
+from aiolwm2m.background_tasks import BackgroundTasks
 from aiolwm2m.coap.codes import Code, code_str
 from aiolwm2m.coap.errors import CoapError, ServiceUnavailable
 from aiolwm2m.coap.message import Message
@@ -108,7 +108,7 @@ class LwM2MClient:
         self._endpoint: ClientEndpoint | None = None
         self._links: set[ServerLink] = set()
         self._closed_traffic = [0, 0, 0, 0]  # of own endpoints already closed
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._tasks = BackgroundTasks(log, "client task")
         self._supervisor: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
         self._bootstrap_wanted = asyncio.Event()
@@ -146,7 +146,7 @@ class LwM2MClient:
         site.add((), _ClientResource(self), prefix=True)
         self._endpoint = await ClientEndpoint.open(cfg.host, cfg.port, site=site,
                                                    params=cfg.transmission)
-        self.tree.spawner = self._spawn
+        self.tree.spawner = self._tasks.spawn
         self.radio.touch()
         self.started = True
         self._supervisor = asyncio.create_task(self._supervise(), name="lwm2m-client")
@@ -173,8 +173,7 @@ class LwM2MClient:
             self.set_radio(asleep=False)
             await asyncio.gather(*(s.deregister(timeout=5.0) for s in sessions
                                    if s.registered), return_exceptions=True)
-        for pending in list(self._tasks):
-            pending.cancel()
+        self._tasks.cancel_all()
         for s in sessions:
             await s.close_link()
         await self.bootstrap.close_link()
@@ -221,16 +220,6 @@ class LwM2MClient:
             self._registered.set()
         elif not self.registered:
             self._registered.clear()
-
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("client task failed", exc_info=task.exception())
 
     # -- the supervisor: bootstrap, then one session per server ------------------------------
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiolwm2m.background_tasks import BackgroundTasks
 from aiolwm2m.coap.errors import CoapError
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import Exchange
@@ -101,7 +102,7 @@ class ObservationManager:
         self.context = context
         self.woke = woke
         self.active: dict[bytes, _Active] = {}
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._tasks = BackgroundTasks(log, "observation bookkeeping")
 
     def __len__(self) -> int:
         return len(self.active)
@@ -151,7 +152,7 @@ class ObservationManager:
         if reg is None:
             return
         if msg.block2 is not None and msg.block2.more:
-            self._spawn(self._complete(active, reg, msg))
+            self._tasks.spawn(self._complete(active, reg, msg))
             return
         self._deliver(active, reg, msg)
 
@@ -181,14 +182,9 @@ class ObservationManager:
         active = self.active.pop(token, None)
         if active is None:
             return
-        self._spawn(self.store.remove(token))
+        self._tasks.spawn(self.store.remove(token))
         self.emit(ObservationEnded(self.registration(active.record.registration_id),
                                    active.record, reason))
-
-    def _spawn(self, aw: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(aw)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def for_registration(self, registration_id: str) -> list[Observation]:
         return [a.record for a in self.active.values()
@@ -248,5 +244,4 @@ class ObservationManager:
         return resumed
 
     def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()

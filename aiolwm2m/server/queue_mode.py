@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+from aiolwm2m.background_tasks import BackgroundTasks
 from aiolwm2m.lwm2m.operations import (
     Operation,
     Response,
@@ -47,7 +48,7 @@ class QueueMode:
         self._sleeping_regs: dict[str, Registration] = {}
         self._waiters: dict[str, asyncio.Future[Response]] = {}
         self._flushing: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks(log, "sending a queue")
         #: Pending requests across all clients (kept here so metrics read it for free).
         self.depth = 0
 
@@ -66,9 +67,7 @@ class QueueMode:
         self._sleeping_regs[reg.id] = reg
         if not was_awake:
             self.emit(Awake(reg))
-        task = asyncio.ensure_future(self.flush(reg))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self.flush(reg))
 
     def forget(self, reg: Registration) -> None:
         self.awake.cancel(reg.id)
@@ -136,8 +135,7 @@ class QueueMode:
             self.emit(QueuedRequestFinished(done))
 
     def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         for fut in self._waiters.values():
             if not fut.done():
                 fut.cancel()

@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiolwm2m.background_tasks import BackgroundTasks
 from aiolwm2m.client.registration import (
     RegistrationParams,
     bootstrap_request,
@@ -103,7 +104,7 @@ class Fleet:
         self.served = ServedRequests(self)
         self._ticker: asyncio.TimerHandle | None = None
         self._starter: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._tasks = BackgroundTasks(log, "fleet task")
         self._wall_offset = time.time() - time.monotonic()
         self.started_at = 0.0
         self.running = False
@@ -127,14 +128,7 @@ class Fleet:
         return self._transport
 
     def spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("fleet task failed", exc_info=task.exception())
+        self._tasks.spawn(work)
 
     def _target(self, uri: str, ssid: int) -> ServerTarget:
         found = self._targets.get(uri)
@@ -200,8 +194,7 @@ class Fleet:
             self._ticker.cancel()
         if deregister if deregister is not None else self.profile.deregister_on_stop:
             await self._deregister_all(timeout)
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         self.transport.close()
 
     async def _deregister_all(self, timeout: float) -> None:

@@ -12,21 +12,11 @@ from aiolwm2m.client.instance import Instance
 from aiolwm2m.coap.params import TransmissionParameters
 from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.server.events import Event, EventStream
+from tests.fake_clock import FakeClock
 
 #: Short CoAP timers so that lost messages fail in tenths of a second, not minutes.
 FAST = TransmissionParameters(ack_timeout=0.2, ack_random_factor=1.0, max_retransmit=2,
                               response_timeout=3.0)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

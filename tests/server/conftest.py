@@ -6,19 +6,9 @@ from pathlib import Path
 import pytest
 
 from aiolwm2m.server import LwM2MServer, ServerConfig
+from tests.fake_clock import FakeClock
 
 from .aiocoap_device import AiocoapDevice, started_device
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
