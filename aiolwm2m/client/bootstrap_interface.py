@@ -15,8 +15,8 @@ from collections.abc import Callable
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import BadRequest, MethodNotAllowed, NotAcceptable
 from aiolwm2m.coap.message import Message
-from aiolwm2m.lwm2m.errors import LwM2MError, UnsupportedFormat
-from aiolwm2m.lwm2m.formats import ContentFormat, decode_node, encode_discover, encode_node
+from aiolwm2m.lwm2m.errors import LwM2MError
+from aiolwm2m.lwm2m.formats import ContentFormat, decode_node, encode_discover
 from aiolwm2m.lwm2m.path import LwM2MPath
 
 from .access_rights import Unauthorized
@@ -24,7 +24,7 @@ from .account_security import SecurityModeError, server_target
 from .discovery import bootstrap_discover
 from .dm_interface import decode_error
 from .instance import Instance
-from .request_paths import accepted_format, lwm2m_path, payload_format
+from .request_paths import content_response, lwm2m_path, payload_format
 from .tree import ACCESS_CONTROL, SECURITY, SERVER, ObjectTree
 
 CF = ContentFormat
@@ -110,13 +110,8 @@ class BootstrapInterface:
         if path[0] not in _READABLE:
             raise BadRequest("Bootstrap-Read is limited to the Server and Access Control "
                              "objects")
-        node = self.tree.read(path)
-        fmt = accepted_format(request.accept, self.default_format)
-        try:
-            payload = encode_node(fmt, path, node, self.tree.model)
-        except UnsupportedFormat as e:
-            raise NotAcceptable(str(e)) from None
-        return request.response(Code.CONTENT, payload, fmt)
+        return content_response(request, path, self.tree.read(path), self.tree.model,
+                                self.default_format)
 
     def _delete(self, request: Message, path: LwM2MPath) -> Message:
         if len(path) > 2:

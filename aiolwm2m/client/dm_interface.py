@@ -45,7 +45,6 @@ from aiolwm2m.lwm2m.formats import (
     decode_paths,
     encode_composite,
     encode_discover,
-    encode_node,
 )
 from aiolwm2m.lwm2m.nodes import LwM2MObject, Node, ObjectInstance
 from aiolwm2m.lwm2m.path import LwM2MPath
@@ -55,9 +54,9 @@ from .attribute_store import AttributeStore
 from .discovery import discover
 from .observations import ClientObservation, ObservationEngine
 from .request_paths import (
-    accepted_format,
     composite_accept,
     composite_format,
+    content_response,
     lwm2m_path,
     path_list_format,
     payload_format,
@@ -144,12 +143,7 @@ class DeviceManagement:
         return self.tree.read(path)
 
     def _content(self, request: Message, path: LwM2MPath, node: Node) -> Message:
-        fmt = accepted_format(request.accept, self.default_format)
-        try:
-            payload = encode_node(fmt, path, node, self.tree.model)
-        except UnsupportedFormat as e:
-            raise NotAcceptable(str(e)) from None
-        return request.response(Code.CONTENT, payload, fmt)
+        return content_response(request, path, node, self.tree.model, self.default_format)
 
     def _read(self, request: Message, path: LwM2MPath, ssid: int, peer: Hashable,
               now: float) -> Message:

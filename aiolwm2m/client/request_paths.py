@@ -1,10 +1,15 @@
-"""Uri-Path segments to an LwM2M path, and content-format checks shared by the interfaces."""
+"""Uri-Path segments to an LwM2M path, content-format checks and the encoded Content
+response, shared by the interfaces."""
 
 from __future__ import annotations
 
+from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import BadRequest, NotAcceptable, NotFound, UnsupportedContentFormat
-from aiolwm2m.lwm2m.errors import InvalidPath
-from aiolwm2m.lwm2m.formats import COMPOSITE_FORMATS, SUPPORTED_FORMATS, ContentFormat
+from aiolwm2m.coap.message import Message
+from aiolwm2m.lwm2m.errors import InvalidPath, UnsupportedFormat
+from aiolwm2m.lwm2m.formats import COMPOSITE_FORMATS, SUPPORTED_FORMATS, ContentFormat, encode_node
+from aiolwm2m.lwm2m.model import ModelRegistry
+from aiolwm2m.lwm2m.nodes import Node
 from aiolwm2m.lwm2m.path import LwM2MPath
 
 CF = ContentFormat
@@ -27,6 +32,17 @@ def accepted_format(accept: int | None, default: int) -> int:
     if accept not in SUPPORTED_FORMATS:
         raise NotAcceptable(f"content format {accept} is not supported")
     return accept
+
+
+def content_response(request: Message, path: LwM2MPath, node: Node, model: ModelRegistry,
+                     default_format: int) -> Message:
+    """2.05 with ``node`` in the format the request accepts (4.06 if it cannot carry it)."""
+    fmt = accepted_format(request.accept, default_format)
+    try:
+        payload = encode_node(fmt, path, node, model)
+    except UnsupportedFormat as e:
+        raise NotAcceptable(str(e)) from None
+    return request.response(Code.CONTENT, payload, fmt)
 
 
 def payload_format(content_format: int | None) -> int:

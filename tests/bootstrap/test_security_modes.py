@@ -64,8 +64,7 @@ async def server(pki: Pki) -> AsyncIterator[LwM2MServer]:
     srv = LwM2MServer(ServerConfig(
         host="::1", port=0, coaps_port=0, tcp_port=0, tls_port=0, store="memory",
         run_timers=False, dtls_rpk=SERVER_KEY,
-        dtls_x509=X509Credentials(pki.read("server_chain.pem"), pki.read("server.key"),
-                                  pki.read("root.pem"), CertificateUsage.CA_CONSTRAINT)))
+        dtls_x509=pki.server_x509()))
     await srv.start()
     yield srv
     await srv.stop()
@@ -281,8 +280,7 @@ async def test_bootstrap_authenticated_by_rpk_or_certificate(
     bs = BootstrapServer(BootstrapServerConfig(
         host="::1", port=None, coaps_port=0, store="memory", transmission=FAST,
         dtls_rpk=bs_key,
-        dtls_x509=X509Credentials(pki.read("server_chain.pem"), pki.read("server.key"),
-                                  pki.read("root.pem"), CertificateUsage.CA_CONSTRAINT)))
+        dtls_x509=pki.server_x509()))
     await bs.start()
     try:
         device_key = generate_p256_key()

@@ -53,9 +53,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 async def secure_server(pki: Pki) -> AsyncIterator[LwM2MServer]:
     cfg = ServerConfig(host="::1", port=0, coaps_port=0, store="memory", run_timers=False,
                        dtls_rpk=RpkCredentials(pki.read("rpk_server.key")),
-                       dtls_x509=X509Credentials(pki.read("server_chain.pem"),
-                                                 pki.read("server.key"), pki.read("root.pem"),
-                                                 CertificateUsage.CA_CONSTRAINT))
+                       dtls_x509=pki.server_x509())
     srv = LwM2MServer(cfg)
     await srv.start()
     store = srv.stores.security

@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiolwm2m.security.credentials import CertificateUsage, X509Credentials
+
 _EXT = """
 [ca]
 basicConstraints = critical, CA:TRUE
@@ -52,6 +54,11 @@ class Pki:
 
     def read(self, name: str) -> bytes:
         return (self.dir / name).read_bytes()
+
+    def server_x509(self) -> X509Credentials:
+        """The server's chain and key, peers checked against the root (CA constraint)."""
+        return X509Credentials(self.read("server_chain.pem"), self.read("server.key"),
+                               self.read("root.pem"), CertificateUsage.CA_CONSTRAINT)
 
 
 def _key(d: Path, name: str) -> None:

@@ -46,9 +46,7 @@ class Manufacturer(Resource):
 async def server(pki: Pki) -> AsyncIterator[LwM2MServer]:
     cfg = ServerConfig(host="::", port=0, coaps_port=0, store="memory",
                        dtls_rpk=RpkCredentials(pki.read("rpk_server.key")),
-                       dtls_x509=X509Credentials(pki.read("server_chain.pem"),
-                                                 pki.read("server.key"), pki.read("root.pem"),
-                                                 CertificateUsage.CA_CONSTRAINT))
+                       dtls_x509=pki.server_x509())
     srv = LwM2MServer(cfg)
     await srv.start()
     await srv.stores.security.put(SecurityInfo("psk-dev", psk_identity=b"psk-dev-id",
