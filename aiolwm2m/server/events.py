@@ -78,8 +78,21 @@ class QueuedRequestFinished:
     request: QueuedRequest
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request the server refused (see ``aiolwm2m.server.refusals``)."""
+
+    name: ClassVar[str] = "refused"
+    transport: str
+    reason: str
+    endpoint: str | None = None
+    detail: str = ""
+    peer: str | None = None
+
+
 Event = (Registered | Updated | Deregistered | Expired | Awake | Sleeping
-         | NotificationReceived | ObservationEnded | SendReceived | QueuedRequestFinished)
+         | NotificationReceived | ObservationEnded | SendReceived | QueuedRequestFinished
+         | Refused)
 
 
 EventStream = _bus.EventStream

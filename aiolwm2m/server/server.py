@@ -66,6 +66,7 @@ from .events import (
 )
 from .observations import ObservationManager, ObservingTransport
 from .queue_mode import QueueMode
+from .refusals import Refusals
 from .registration_params import RegistrationError
 from .registry import Authorizer, Origin, Registry
 from .resources import RegistrationInterface, SendInterface
@@ -100,6 +101,8 @@ class LwM2MServer:
         self._stores = stores
         self._authorizer = authorizer
         self.events = EventBus()
+        #: Refused requests by reason; each is also logged and emitted as a Refused event.
+        self.refusals = Refusals(self.events.emit)
         self.transports: dict[str, Endpoint] = {}
         self._timer_task: asyncio.Task[None] | None = None
         self.started = False

@@ -11,6 +11,7 @@ from aiolwm2m.server.events import (
     NotificationReceived,
     ObservationEnded,
     QueuedRequestFinished,
+    Refused,
     SendReceived,
     Updated,
 )
@@ -49,6 +50,9 @@ def event_json(server: LwM2MServer, ev: Event) -> dict[str, Any]:
         out["paths"] = list(ev.observation.paths)
         out["reason"] = ev.reason
         out["endpoint"] = ev.observation.endpoint
+    elif isinstance(ev, Refused):
+        out.update(transport=ev.transport, reason=ev.reason, endpoint=ev.endpoint,
+                   detail=ev.detail)
     elif isinstance(ev, QueuedRequestFinished):
         q = ev.request
         out.update(endpoint=q.endpoint, request_id=q.id, state=q.state, result=q.result,

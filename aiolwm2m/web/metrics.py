@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from aiolwm2m.lwm2m.operations import Operation, Response
 from aiolwm2m.server import LwM2MServer
-from aiolwm2m.server.events import Event
+from aiolwm2m.server.events import Event, Refused
 
 
 class ServerMetrics:
@@ -35,6 +35,8 @@ class ServerMetrics:
         self.notifications = Counter("lwm2m_notifications", "Notifications received",
                                      registry=r)
         self.sends = Counter("lwm2m_sends", "Send operations received", registry=r)
+        self.refusals = Counter("lwm2m_refusals", "Requests refused, by reason", ["reason"],
+                                registry=r)
         server.request_hooks.append(self.on_request)
         server.events.subscribe(self.on_event)
 
@@ -50,5 +52,7 @@ class ServerMetrics:
             self.notifications.inc()
         elif ev.name == "send":
             self.sends.inc()
+        elif isinstance(ev, Refused):
+            self.refusals.labels(ev.reason).inc()
         elif ev.name in ("registered", "updated", "deregistered", "expired"):
             self.registration_events.labels(ev.name).inc()
