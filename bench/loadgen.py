@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 BENCH = Path(__file__).resolve().parent
 BUILD = BENCH / "build"
@@ -57,10 +58,11 @@ class Target:
             self.proc.wait()
 
 
-def start_target(args: list[str], core: int | None = 0) -> Target:
+def start_target(args: list[str], core: int | None = 0, stderr: IO[bytes] | None = None
+                 ) -> Target:
     """Start ``python args...`` and wait for its ``ready PORT`` line."""
     proc = subprocess.Popen(pinned([sys.executable, *args], core), stdout=subprocess.PIPE,
-                            text=True, cwd=BENCH.parent)
+                            stderr=stderr, text=True, cwd=BENCH.parent)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
