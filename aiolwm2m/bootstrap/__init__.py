@@ -4,6 +4,7 @@ coap://, coaps://, coap+tcp:// and coaps+tcp://, and the credentials it provisio
 from .configuration import (
     DEFAULT_ENDPOINT,
     AclConfig,
+    ConfigurationConflict,
     ConfigurationError,
     EndpointConfig,
     InstanceWrite,
@@ -14,13 +15,16 @@ from .configuration import (
 from .credentials import AccountCredentials, BootstrapCredentials, CredentialsError
 from .events import (
     BootstrapEvent,
+    BootstrapRefused,
     RequestAnswered,
     RequestSent,
     SessionFailed,
     SessionFinished,
     SessionStarted,
 )
+from .refusals import RefusalSink
 from .server import BootstrapCredentialLookup, BootstrapServer, BootstrapServerConfig
+from .server_accounts import CredentialsChange, provisioned_account
 from .session import BootstrapSession, plan
 
 __all__ = [
@@ -30,13 +34,17 @@ __all__ = [
     "BootstrapCredentialLookup",
     "BootstrapCredentials",
     "BootstrapEvent",
+    "BootstrapRefused",
     "BootstrapServer",
     "BootstrapServerConfig",
     "BootstrapSession",
+    "ConfigurationConflict",
     "ConfigurationError",
+    "CredentialsChange",
     "CredentialsError",
     "EndpointConfig",
     "InstanceWrite",
+    "RefusalSink",
     "RequestAnswered",
     "RequestSent",
     "SecurityConfig",
@@ -46,4 +54,5 @@ __all__ = [
     "SessionStarted",
     "load_config_file",
     "plan",
+    "provisioned_account",
 ]

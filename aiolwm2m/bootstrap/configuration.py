@@ -54,6 +54,12 @@ class ConfigurationError(ValueError):
     """A bootstrap configuration is malformed; the message names the field."""
 
 
+class ConfigurationConflict(ConfigurationError):
+    """A well-formed configuration that clashes with the state around it: credentials that
+    belong to another endpoint, or bootstrap credentials no listener could check. The REST
+    API answers 409 for it, 400 for other configuration errors."""
+
+
 def bytes_value(value: Any, what: str) -> bytes:
     if isinstance(value, bytes):
         return value

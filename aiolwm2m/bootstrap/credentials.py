@@ -5,14 +5,15 @@ carries in one security mode: resources 2 (mode), 3 (PSK identity / client publi
 client certificate), 4 (server public key / server certificate or trust anchor), 5 (PSK key
 / client private key), 14 (SNI) and 15 (certificate usage), all DER where the TS says so.
 Its :meth:`~AccountCredentials.security_info` is the matching entry for the LwM2M server's
-security store, so that the server accepts the device once it registers with them::
+security store, so that the server accepts the device once it registers with them. A
+Bootstrap-Server given that store (``server_security``) installs it when it stores the
+configuration::
 
     account = AccountCredentials.new_psk("dev-1")           # a fresh 128-bit key
-    await lwm2m_server.stores.security.put(account.security_info("dev-1"))
     await bootstrap.set_config("dev-1", EndpointConfig.for_server(
         "coaps://lwm2m.example:5684", 1, security=account))
 
-(:meth:`BootstrapServer.provision` does those three steps in one call.)
+(:meth:`BootstrapServer.provision` does both steps in one call.)
 
 :class:`BootstrapCredentials` is the other direction: how a client must authenticate to the
 Bootstrap-Server itself (a PSK, a raw public key or a certificate name).
@@ -20,12 +21,17 @@ Bootstrap-Server itself (a PSK, a raw public key or a certificate name).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiolwm2m.security.credentials import CertificateUsage, RpkCredentials, generate_p256_key
+from aiolwm2m.security.credentials import (
+    CertificateUsage,
+    IdentityKind,
+    PeerIdentity,
+    RpkCredentials,
+    generate_p256_key,
+)
 from aiolwm2m.security.errors import SecurityError
 from aiolwm2m.security.keys import normalize_spki
 from aiolwm2m.security.pem import certificates_der, is_pem, private_key_der
@@ -263,12 +269,13 @@ class BootstrapCredentials:
     @property
     def identity(self) -> str:
         """The identity a transport reports for a peer holding these credentials
-        (``PeerIdentity.key``: ``psk:<id>``, ``rpk:<sha256 of SPKI>``, ``x509:<name>``)."""
+        (``PeerIdentity.key``: ``psk:<id>``, ``rpk:<sha256 of SPKI>``, ``x509:<name>``),
+        computed by ``PeerIdentity`` itself so the two can never disagree."""
         if self.psk_identity is not None:
-            return "psk:" + self.psk_identity.decode("utf-8", "backslashreplace")
+            return PeerIdentity(IdentityKind.PSK, psk_identity=self.psk_identity).key
         if self.rpk_public_key is not None:
-            return "rpk:" + hashlib.sha256(self.rpk_public_key).hexdigest()
-        return "x509:" + (self.x509_identity or "")
+            return PeerIdentity(IdentityKind.RPK, rpk_spki_der=self.rpk_public_key).key
+        return PeerIdentity(IdentityKind.X509, x509_subject_cn=self.x509_identity).key
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}

@@ -50,8 +50,23 @@ class SessionFailed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class BootstrapRefused:
+    """A Bootstrap-Request (or a secure handshake) the server turned down. ``reason`` is a
+    short stable token (``bootstrap-nosec``, ``bootstrap-wrong-identity``,
+    ``bootstrap-unknown-endpoint``...); ``detail`` is for the operator and may name
+    identities. ``endpoint`` is None when the peer gave no name (a handshake)."""
+
+    name: ClassVar[str] = "bootstrap-refused"
+    endpoint: str | None
+    reason: str
+    detail: str
+    transport: str
+    peer: str | None = None
+
+
 BootstrapEvent = (SessionStarted | RequestSent | RequestAnswered | SessionFinished
-                  | SessionFailed)
+                  | SessionFailed | BootstrapRefused)
 
 
 BootstrapEventStream = EventStream

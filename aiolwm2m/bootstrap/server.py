@@ -9,16 +9,22 @@ store (SQLite by default, or memory).
 
 Transports: coap:// (UDP ``port``), and when their ports are set coaps:// (DTLS),
 coap+tcp:// and coaps+tcp:// (TLS). A client authenticates to a secure transport with its
-bootstrap credentials, found in its :class:`EndpointConfig` (``bootstrap_credentials``) or,
-failing that, in an optional security store (``security=``, the LwM2M server's kind). An
-endpoint that has bootstrap credentials is only bootstrapped over a session authenticated
-with exactly them; an authenticated identity is only bootstrapped as the endpoint it belongs
-to (4.03 Forbidden otherwise, like Register). Endpoints without any may bootstrap over
-NoSec.
+bootstrap credentials, the ``bootstrap_credentials`` of its :class:`EndpointConfig` and
+nothing else (the LwM2M server's security store holds what devices present to *that*
+server). An endpoint that has bootstrap credentials is only bootstrapped over a session
+authenticated with exactly them; an authenticated identity is only bootstrapped as the
+endpoint it belongs to (4.03 Forbidden otherwise, like Register). Endpoints without any may
+bootstrap over NoSec. A configuration may only carry bootstrap credentials that a running
+secure listener can check (:class:`ConfigurationConflict` otherwise).
 
-:meth:`BootstrapServer.provision` is the short way to put a device on a secure LwM2M
-server: fresh credentials into the server's security store and into the device's
-configuration, in one call.
+With ``server_security`` (the LwM2M server's security store), storing a configuration that
+provisions a PSK, RPK or X.509 server account also makes that server accept exactly that
+account for the endpoint, in the same call (:mod:`.server_accounts`); removing it removes
+the account when asked to. :meth:`BootstrapServer.provision` builds such a configuration
+with fresh credentials.
+
+Every refused request is counted, logged, emitted and recorded as a ``refused`` session
+(:mod:`.refusals`); replies to the device never name the identity it should have used.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from aiolwm2m.store.bootstrap_sqlite import SQLiteBootstrapStores
 from aiolwm2m.store.bootstrap_store import (
     FAILED,
     FINISHED,
+    REFUSED,
     BootstrapConfigRecord,
     BootstrapSessionRecord,
     BootstrapStores,
@@ -61,8 +68,10 @@ from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsServerSecurity
 from aiolwm2m.transport.udp import UdpEndpoint
 
+from . import refusals as why
 from .configuration import (
     DEFAULT_ENDPOINT,
+    ConfigurationConflict,
     ConfigurationError,
     EndpointConfig,
     load_config_file,
@@ -76,6 +85,8 @@ from .events import (
     SessionFinished,
     SessionStarted,
 )
+from .refusals import BootstrapRefusals, RefusalSink
+from .server_accounts import CredentialsChange, ServerAccounts, principal
 from .session import CONTINUE, DONE, BootstrapSession, describe, plan
 
 log = logging.getLogger(__name__)
@@ -116,6 +127,13 @@ class BootstrapServerConfig:
     default_format: int = ContentFormat.TLV
     transmission: TransmissionParameters = DEFAULT_PARAMETERS
     clock: Callable[[], float] = time.time
+    #: Refused requests are recorded as sessions, but anyone can send them: at most one
+    #: record per endpoint and reason per ``refusal_record_interval`` seconds and
+    #: ``refusal_record_burst`` in all per interval (the rest are still counted, logged and
+    #: emitted), and only the newest ``max_refused_sessions`` records are kept.
+    refusal_record_interval: float = 10.0
+    refusal_record_burst: int = 20
+    max_refused_sessions: int = 1000
 
     @property
     def database(self) -> Path:
@@ -134,43 +152,60 @@ class _BootstrapRequestResource(Resource):
 
 class BootstrapCredentialLookup:
     """The DTLS/TLS handshakes' view of who may connect: the bootstrap credentials of the
-    configurations, then the security store (synchronous, in-memory lookups)."""
+    configurations (synchronous, in-memory lookups). Credentials nobody has are refused
+    in the handshake and reported as such."""
 
-    def __init__(self, server: BootstrapServer) -> None:
+    def __init__(self, server: BootstrapServer, transport: str) -> None:
         self.server = server
+        self.transport = transport
+
+    def _unknown(self, what: str) -> None:
+        self.server._refuse(self.transport, why.UNKNOWN_CREDENTIALS, None, None,
+                            f"{what} that no configuration has")
 
     def psk_key(self, identity: bytes) -> bytes | None:
         entry = self.server._psk_index.get(identity)
-        if entry is not None:
-            return entry[1]
-        store = self.server.security
-        info = store.find_psk(identity) if store is not None else None
-        return info.psk_key if info is not None else None
+        if entry is None:
+            self._unknown(f"PSK identity {identity[:64]!r}")
+            return None
+        return entry[1]
 
     def rpk_allowed(self, spki_der: bytes) -> bool:
         if spki_der in self.server._rpk_index:
             return True
-        store = self.server.security
-        return store is not None and store.find_rpk(spki_der) is not None
+        self._unknown("a raw public key")
+        return False
 
     def x509_allowed(self, identity: PeerIdentity) -> bool:
-        store = self.server.security
         for name in (identity.x509_subject_cn, *identity.x509_san):
-            if name and (name in self.server._x509_index
-                         or (store is not None and store.find_x509(name) is not None)):
+            if name and name in self.server._x509_index:
                 return True
+        self._unknown(f"certificate {identity.name[:64]!r}")
         return False
 
 
 class BootstrapServer:
     def __init__(self, config: BootstrapServerConfig | None = None, *,
                  stores: BootstrapStores | None = None, model: ModelRegistry | None = None,
-                 security: SecurityStore | None = None) -> None:
+                 server_security: SecurityStore | None = None,
+                 refusal_sink: RefusalSink | None = None) -> None:
         self.config = config or BootstrapServerConfig()
         self.model = model or ModelRegistry.with_core_objects()
         self.events = BootstrapEvents()
-        #: Bootstrap credentials of endpoints whose configuration has none (optional).
-        self.security = security
+        #: The LwM2M server's security store: the server accounts configurations provision
+        #: are installed there (None: configurations are only stored).
+        self.server_security = server_security
+        cfg = self.config
+        self.refusals = BootstrapRefusals(self.events.emit, cfg.clock,
+                                          record_interval=cfg.refusal_record_interval,
+                                          record_burst=cfg.refusal_record_burst)
+        self.refusals.sink = refusal_sink
+        #: The listener (``udp``, ``dtls``...) whose socket could not be opened, after
+        #: start() failed with OSError.
+        self.failed_listener: str | None = None
+        self._refusal_saves: set[asyncio.Task[None]] = set()
+        self._records_since_trim = 0
+        self._config_lock = asyncio.Lock()
         self._stores = stores
         self.transports: dict[str, Endpoint] = {}
         self._running: dict[str, asyncio.Task[BootstrapSessionRecord]] = {}
@@ -193,6 +228,14 @@ class BootstrapServer:
         for record in await self.stores.configs.all():
             self._configs[record.endpoint] = EndpointConfig.from_dict(record.config)
         self._reindex()
+        unusable = [ep for ep, c in self._configs.items() if c.bootstrap_credentials is not None
+                    and self._listener_problem(c) is not None]
+        if unusable:
+            log.warning("%d stored configuration(s) (%s) have bootstrap credentials no "
+                        "listener of this Bootstrap-Server can check: %s", len(unusable),
+                        ", ".join(sorted(unusable)[:5]),
+                        self._listener_problem(self._configs[unusable[0]]))
+        await self.stores.sessions.trim(REFUSED, cfg.max_refused_sessions)
         if cfg.config_file is not None:
             for endpoint, econf in load_config_file(cfg.config_file).items():
                 await self.set_config(endpoint, econf)
@@ -204,22 +247,31 @@ class BootstrapServer:
 
     async def _open_transports(self) -> None:
         cfg = self.config
-        credentials = ServerCredentials(BootstrapCredentialLookup(self), psk=True,
-                                        rpk=cfg.dtls_rpk, x509=cfg.dtls_x509)
+
+        def credentials(transport: str) -> ServerCredentials:
+            return ServerCredentials(BootstrapCredentialLookup(self, transport), psk=True,
+                                     rpk=cfg.dtls_rpk, x509=cfg.dtls_x509)
+
+        # Each name is set before its socket opens, so it names the one that failed.
         if cfg.port is not None:
+            self.failed_listener = "udp"
             self.transports["udp"] = await UdpEndpoint.create(
                 cfg.host, cfg.port, site=self._site("udp"), params=cfg.transmission)
         if cfg.coaps_port is not None:
+            self.failed_listener = "dtls"
             self.transports["dtls"] = await DtlsEndpoint.create(
                 cfg.host, cfg.coaps_port, site=self._site("dtls"), params=cfg.transmission,
-                server_credentials=credentials)
+                server_credentials=credentials("dtls"))
         if cfg.tcp_port is not None:
+            self.failed_listener = "tcp"
             self.transports["tcp"] = await TcpEndpoint.create(
                 cfg.host, cfg.tcp_port, site=self._site("tcp"), dial=False)
         if cfg.tls_port is not None:
+            self.failed_listener = "tls"
             self.transports["tls"] = await TcpEndpoint.create(
                 cfg.host, cfg.tls_port, site=self._site("tls"), dial=False,
-                tls_server=TlsServerSecurity(credentials))
+                tls_server=TlsServerSecurity(credentials("tls")))
+        self.failed_listener = None
         if not self.transports:
             raise ValueError("the bootstrap server has no transport (every port is None)")
 
@@ -241,6 +293,8 @@ class BootstrapServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._close_transports()
+        if self._refusal_saves:  # the records of the last refusals, before the store closes
+            await asyncio.gather(*self._refusal_saves, return_exceptions=True)
         if self._stores is not None:
             await self._stores.close()
 
@@ -274,19 +328,72 @@ class BootstrapServer:
 
     # -- configurations -------------------------------------------------------------------
 
-    async def set_config(self, endpoint: str, config: EndpointConfig) -> None:
-        """Store the configuration of ``endpoint`` (``"*"``: the default for all others).
-        Raises ConfigurationError when its bootstrap credentials are another endpoint's."""
-        self._check_credentials(endpoint, config.bootstrap_credentials)
-        await self.stores.configs.put(BootstrapConfigRecord(endpoint, config.to_dict(),
-                                                            self.config.clock()))
-        self._configs[endpoint] = config
-        self._reindex()
+    async def set_config(self, endpoint: str, config: EndpointConfig, *,
+                         server_security: SecurityStore | None = None) -> CredentialsChange:
+        """Store the configuration of ``endpoint`` (``"*"``: the default for all others),
+        and install the server account it provisions in the LwM2M server's security store
+        (``server_security``, by default :attr:`server_security`; none: nothing to
+        install). Returns what happened to the endpoint's credentials there.
 
-    async def remove_config(self, endpoint: str) -> bool:
-        self._configs.pop(endpoint, None)
-        self._reindex()
-        return await self.stores.configs.remove(endpoint) is not None
+        Raises ConfigurationConflict when its bootstrap credentials are another endpoint's
+        or no running listener could check them, or when the account's identity belongs
+        to another endpoint in the LwM2M server (nothing is changed then)."""
+        async with self._config_lock:
+            self._check_credentials(endpoint, config.bootstrap_credentials)
+            if config.bootstrap_credentials is not None:
+                problem = self._listener_problem(config)
+                if problem is not None:
+                    raise ConfigurationConflict(problem)
+            store = server_security or self.server_security
+            change, undo = (await ServerAccounts(store).install(endpoint, config)
+                            if store is not None else (CredentialsChange(endpoint), None))
+            try:
+                await self.stores.configs.put(BootstrapConfigRecord(
+                    endpoint, config.to_dict(), self.config.clock()))
+            except BaseException:
+                if undo is not None:
+                    await undo()
+                raise
+            self._configs[endpoint] = config
+            self._reindex()
+        if change.installed is not None:
+            log.info("bootstrap configuration of %s stored; the LwM2M server accepts %s for "
+                     "it", endpoint, principal(change.installed))
+        return change
+
+    async def remove_config(self, endpoint: str, *, remove_credentials: bool = False
+                            ) -> CredentialsChange | None:
+        """Remove the configuration of ``endpoint``; None when it had none. With
+        ``remove_credentials`` the server account it provisioned leaves the LwM2M server's
+        security store too; the answer says what stays there."""
+        async with self._config_lock:
+            config = self._configs.pop(endpoint, None)
+            self._reindex()
+            removed = await self.stores.configs.remove(endpoint)
+            if config is None and removed is None:
+                return None
+            if self.server_security is None:
+                return CredentialsChange(endpoint)
+            return await ServerAccounts(self.server_security).release(
+                endpoint, config, remove=remove_credentials)
+
+    def _listener_problem(self, config: EndpointConfig) -> str | None:
+        """Why a device could not present ``config``'s bootstrap credentials to any of our
+        listeners (None: it can)."""
+        creds = config.bootstrap_credentials
+        cfg = self.config
+        if creds is None:
+            return None
+        if cfg.coaps_port is None and cfg.tls_port is None:
+            return ("bootstrap_credentials need a secure bootstrap listener (coaps:// or "
+                    "coaps+tcp://), and this Bootstrap-Server runs none")
+        if creds.rpk_public_key is not None and cfg.dtls_rpk is None:
+            return ("RPK bootstrap_credentials need the Bootstrap-Server's own raw public "
+                    "key (rpk key), and it has none")
+        if creds.x509_identity is not None and cfg.dtls_x509 is None:
+            return ("X.509 bootstrap_credentials need the Bootstrap-Server's own "
+                    "certificate, and it has none")
+        return None
 
     def _check_credentials(self, endpoint: str, creds: BootstrapCredentials | None) -> None:
         if creds is None:
@@ -303,8 +410,8 @@ class BootstrapServer:
         elif creds.x509_identity is not None:
             owner = self._x509_index.get(creds.x509_identity)
         if owner is not None and owner != endpoint:
-            raise ConfigurationError(f"bootstrap credentials {creds.identity} already belong "
-                                     f"to endpoint {owner!r}")
+            raise ConfigurationConflict(f"bootstrap credentials {creds.identity} already "
+                                        f"belong to endpoint {owner!r}")
 
     def _reindex(self) -> None:
         self._psk_index.clear()
@@ -327,17 +434,7 @@ class BootstrapServer:
         config = self._configs.get(endpoint)
         if config is not None and config.bootstrap_credentials is not None:
             return config.bootstrap_credentials.identity
-        info = self.security.get(endpoint) if self.security is not None else None
-        return BootstrapCredentials.from_security_info(info).identity if info else None
-
-    def _authorize(self, endpoint: str, identity: str | None) -> None:
-        wanted = self.bootstrap_identity(endpoint)
-        if wanted is not None and identity != wanted:
-            how = "without security" if identity is None else f"as {identity}"
-            raise Forbidden(f"endpoint {endpoint!r} must bootstrap as {wanted}, not {how}")
-        if wanted is None and identity is not None:
-            raise Forbidden(f"{identity} has no bootstrap credentials for endpoint "
-                            f"{endpoint!r}")
+        return None
 
     def config_for(self, endpoint: str) -> EndpointConfig | None:
         return self._configs.get(endpoint) or self._configs.get(DEFAULT_ENDPOINT)
@@ -348,20 +445,59 @@ class BootstrapServer:
 
     # -- sessions ---------------------------------------------------------------------------
 
+    def _refuse(self, transport: str, reason: str, endpoint: str | None, peer: str | None,
+                detail: str) -> None:
+        record = self.refusals.refused(transport=transport, reason=reason,
+                                       endpoint=endpoint, detail=detail, peer=peer)
+        if record is not None:
+            task = asyncio.get_running_loop().create_task(self._keep_refusal(record))
+            self._refusal_saves.add(task)
+            task.add_done_callback(self._refusal_saves.discard)
+
+    async def _keep_refusal(self, record: BootstrapSessionRecord) -> None:
+        try:
+            await self.stores.sessions.save(record)
+            # Trimmed every tenth of the limit: at most 10% over it, one scan per batch.
+            keep = self.config.max_refused_sessions
+            self._records_since_trim += 1
+            if self._records_since_trim >= max(1, keep // 10):
+                self._records_since_trim = 0
+                await self.stores.sessions.trim(REFUSED, keep)
+        except Exception:
+            log.exception("could not record the refused bootstrap of %s", record.endpoint)
+
     def _bootstrap_request(self, request: Message, transport: str) -> Message:
         params = request.query_params()
         endpoint = params.get("ep")
+        peer = _address_text(request.remote)
         if not endpoint:
+            self._refuse(transport, why.BAD_REQUEST, None, peer,
+                         "Bootstrap-Request without endpoint name")
             raise BadRequest("Bootstrap-Request needs the endpoint name (ep=)")
-        self._authorize(endpoint, self.transports[transport].identity_of(request.remote))
+        # The replies say what was wrong but never which identity was expected.
+        identity = self.transports[transport].identity_of(request.remote)
+        wanted = self.bootstrap_identity(endpoint)
+        if wanted is not None and identity is None:
+            self._refuse(transport, why.NOSEC, endpoint, peer,
+                         f"NoSec Bootstrap-Request; the endpoint must authenticate as {wanted}")
+            raise Forbidden("this endpoint must bootstrap over a secure transport")
+        if identity is not None and identity != wanted:
+            self._refuse(transport, why.WRONG_IDENTITY, endpoint, peer,
+                         f"authenticated as {identity}; the endpoint's bootstrap "
+                         f"credentials are {wanted or 'none (NoSec)'}")
+            raise Forbidden("the authenticated identity may not bootstrap this endpoint")
         config = self.config_for(endpoint)
         if config is None:
-            raise BadRequest(f"no bootstrap configuration for {endpoint!r}")
+            self._refuse(transport, why.UNKNOWN_ENDPOINT, endpoint, peer,
+                         "no configuration for the endpoint and no default ('*')")
+            raise BadRequest("no bootstrap configuration for this endpoint")
         fmt = config.content_format
         pct = params.get("pct")
         if fmt is None and pct:
             if not pct.isdigit() or int(pct) not in _FORMATS:
-                raise BadRequest(f"pct={pct} is not a format this server writes")
+                self._refuse(transport, why.BAD_REQUEST, endpoint, peer,
+                             f"pct={pct[:16]} is not a format this server writes")
+                raise BadRequest("pct is not a format this server writes")
             fmt = int(pct)
         active = self._active.get(endpoint)
         if active is not None and active.outcome == CONTINUE:
@@ -398,7 +534,9 @@ class BootstrapServer:
         return await task
 
     async def wait_idle(self) -> None:
-        """Wait until no session is running."""
+        """Wait until no session is running and every refusal's record is stored."""
+        while self._refusal_saves:
+            await asyncio.gather(*self._refusal_saves, return_exceptions=True)
         while self._running:
             tasks = list(self._running.values())
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -496,9 +634,9 @@ class BootstrapServer:
         For a coaps:// or coaps+tcp:// URI without ``credentials``, fresh ones are made:
         a random 128-bit PSK with the endpoint name as identity (``mode="psk"``), or a new
         P-256 key pair pinning ``server_public_key`` (``mode="rpk"``); certificates must
-        be given. With ``server_security`` (the LwM2M server's security store) the matching
-        entry is stored there first, so the device can register as soon as it has
-        bootstrapped::
+        be given. With ``server_security`` (the LwM2M server's security store; by default
+        :attr:`server_security`) the matching entry is installed there in the same step,
+        so the device can register as soon as it has bootstrapped::
 
             await bootstrap.provision("dev-1", "coaps://lwm2m.example:5684",
                                       server_security=lwm2m_server.stores.security)
@@ -522,13 +660,10 @@ class BootstrapServer:
             config = EndpointConfig.for_server(
                 server_uri, short_server_id, lifetime=lifetime, binding=binding,
                 security=credentials, bootstrap_credentials=bootstrap_credentials, **server)
-            account = credentials or AccountCredentials()
-            if server_security is not None and account.mode != 3:
-                await server_security.put(account.security_info(endpoint))
         except CredentialsError as e:
             raise ConfigurationError(str(e)) from None
-        await self.set_config(endpoint, config)
-        return account
+        await self.set_config(endpoint, config, server_security=server_security)
+        return credentials or AccountCredentials()
 
 
 def _address_text(address: Any) -> str:

@@ -9,12 +9,13 @@ import json
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiolwm2m.coap.uri import UriError, parse_uri
 
+from . import event_loop
 from .credential_files import read_file
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="queue mode: seconds awake after the last exchange")
     p.add_argument("--host", default="::", help="local address to bind")
     p.add_argument("--port", type=int, default=0, help="local port (0: any)")
+    _add_register_format_flags(p)
     p.add_argument("--send-interval", type=float, default=0.0,
                    help="Send the temperature every this many seconds (0: never)")
     sec = p.add_argument_group(
@@ -83,6 +85,7 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     sec.add_argument("--sni", metavar="NAME",
                      help="TLS server name (default: the URI's host); also what the server "
                           "certificate must name under usages 0-2")
+    event_loop.add_flag(p)
     p.set_defaults(handler=run_client)
 
 
@@ -146,12 +149,15 @@ async def _client(args: argparse.Namespace) -> int:
             config = ClientConfig.development(
                 args.endpoint, args.server, development_short_server_id=args.short_server_id,
                 lifetime=args.lifetime, queue_mode=args.queue, awake_time=args.awake_time,
-                host=args.host, port=args.port, development_security=security)
+                host=args.host, port=args.port, development_security=security,
+                lwm2m_version=args.lwm2m_version, content_formats=args.content_format)
         else:
             config = ClientConfig(args.endpoint, bootstrap_uri=args.bootstrap,
                                   lifetime=args.lifetime, queue_mode=args.queue,
                                   awake_time=args.awake_time, host=args.host, port=args.port,
-                                  bootstrap_security=security)
+                                  bootstrap_security=security,
+                                  lwm2m_version=args.lwm2m_version,
+                                  content_formats=args.content_format)
     except (UriError, ValueError) as e:
         print(f"aiolwm2m client: {e}", file=sys.stderr)
         return 2
@@ -163,7 +169,8 @@ async def _client(args: argparse.Namespace) -> int:
     client.events.subscribe(lambda e: print(f"{e.name}: {e}", flush=True))
     stop = _stop_event()
     await client.start()
-    print(f"client {args.endpoint} listening on port {client.port}", flush=True)
+    print(f"client {args.endpoint} listening on port {client.port} ({event_loop.running()})",
+          flush=True)
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -179,7 +186,7 @@ async def _client(args: argparse.Namespace) -> int:
 
 
 def run_client(args: argparse.Namespace) -> int:
-    return _run(_client(args))
+    return _run(_client(args), args, "client")
 
 
 # -- aiolwm2m bootstrap-server ------------------------------------------------------------
@@ -219,6 +226,7 @@ def _add_bootstrap_server(sub: argparse._SubParsersAction[argparse.ArgumentParse
                    help="CA certificates (PEM) client certificates must chain to")
     p.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
     p.add_argument("--data-dir", type=Path, default=Path("aiolwm2m-data"))
+    event_loop.add_flag(p)
     p.set_defaults(handler=run_bootstrap_server)
 
 
@@ -277,7 +285,7 @@ async def _bootstrap_server(args: argparse.Namespace) -> int:
 
 
 def run_bootstrap_server(args: argparse.Namespace) -> int:
-    return _run(_bootstrap_server(args))
+    return _run(_bootstrap_server(args), args, "bootstrap-server")
 
 
 # -- aiolwm2m simulate --------------------------------------------------------------------
@@ -310,6 +318,8 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--no-deregister", action="store_true",
                    help="do not De-register the devices when stopping")
     p.add_argument("--seed", type=int, default=None, help="random seed (jitter)")
+    _add_register_format_flags(p)
+    event_loop.add_flag(p)
     p.set_defaults(handler=run_simulate)
 
 
@@ -325,7 +335,8 @@ async def _simulate(args: argparse.Namespace) -> int:
                            deregister_on_stop=not args.no_deregister)
     try:
         config = FleetConfig(args.count, args.server, args.bootstrap, args.rate, profile,
-                             seed=args.seed)
+                             seed=args.seed, lwm2m_version=args.lwm2m_version,
+                             content_formats=args.content_format)
         summary = await run_fleet(config, duration=args.duration,
                                   register_timeout=args.register_timeout,
                                   progress=args.progress, interval=args.interval,
@@ -341,10 +352,44 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    return _run(_simulate(args))
+    return _run(_simulate(args), args, "simulate")
 
 
 # -- shared ---------------------------------------------------------------------------------
+
+
+def content_formats_arg(text: str) -> tuple[int, ...]:
+    """``--content-format``: numbers or names (``senml-json``, ``tlv``...), comma-separated;
+    ``none`` for no ``ct`` at all."""
+    from aiolwm2m.lwm2m.formats import ContentFormat
+
+    if text.strip().lower() == "none":
+        return ()
+    formats = []
+    for item in text.split(","):
+        name = item.strip()
+        if name.isdigit():
+            formats.append(int(name))
+            continue
+        try:
+            formats.append(int(ContentFormat[name.upper().replace("-", "_")]))
+        except KeyError:
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not a content format (a number, or a name such as "
+                "senml-json, senml-cbor, tlv, lwm2m-cbor)") from None
+    return tuple(formats)
+
+
+def _add_register_format_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lwm2m-version", choices=["1.1", "1.2"], default="1.1",
+                   help="the LwM2M version to register as (1.2 changes only the content "
+                        "formats the Register announces)")
+    p.add_argument("--content-format", type=content_formats_arg, default=None,
+                   metavar="LIST",
+                   help="what the Register's root link announces (ct): one format under "
+                        "1.1 (default senml-json, 110), a comma-separated list under 1.2 "
+                        "(default: all the client handles), or 'none'")
+
 
 
 def _stop_event() -> asyncio.Event:
@@ -356,15 +401,16 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
-    """Run with uvloop when it is installed (faster sockets for the simulator)."""
+def _run(coro: Coroutine[Any, Any, int], args: argparse.Namespace, command: str) -> int:
+    """Run on the loop ``--event-loop`` / AIOLWM2M_EVENT_LOOP name (default: uvloop when it
+    is installed, for faster sockets)."""
     try:
-        import uvloop
-    except ImportError:
-        runner: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
-    else:
-        runner = uvloop.run
+        loop = event_loop.resolve(args.event_loop)
+    except ValueError as e:
+        coro.close()
+        print(f"aiolwm2m {command}: {e}", file=sys.stderr)
+        return 2
     try:
-        return runner(coro)
+        return event_loop.run(coro, loop)
     except KeyboardInterrupt:
         return 130

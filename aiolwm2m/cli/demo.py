@@ -68,7 +68,8 @@ def start_devices(count: int) -> Callable[[RunningServer], Awaitable[Callable[[]
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-        run_async(serve_until_stopped(settings, start_devices(args.devices)))
+        run_async(serve_until_stopped(settings, start_devices(args.devices)),
+                  settings.event_loop)
     except SettingsError as e:
         print(f"aiolwm2m demo: {e}", file=sys.stderr)
         return 2

@@ -15,8 +15,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiolwm2m", description="OMA LwM2M 1.1 device management on asyncio.")
     parser.add_argument("--version", action="version", version=f"aiolwm2m {__version__}")
-    parser.add_argument("--log-level", default="WARNING",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    # Its own dest: a subcommand's --log-level (``server``, ``demo``) would otherwise
+    # overwrite this one with its default None, and the level given first was lost.
+    parser.add_argument("--log-level", dest="global_log_level",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="default WARNING; server and demo: INFO (or their settings)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server_cmd.add_parser(sub)
     coap_client.add_parser(sub)
@@ -27,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level,
+    level = getattr(args, "log_level", None) or args.global_log_level or "WARNING"
+    logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code: int = args.handler(args)
     return code

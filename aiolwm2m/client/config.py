@@ -27,6 +27,7 @@ from aiolwm2m.security.credentials import PskCredentials, RpkCredentials, X509Cr
 from .account_security import AccountSecurity
 from .backoff import RetryPolicy
 from .clock import Clock, LoopClock
+from .registration import CLIENT_LWM2M_VERSIONS, announced_formats
 
 
 @dataclass
@@ -60,6 +61,13 @@ class ClientConfig:
     server_initiated_wait: float = 0.0
     #: ``pct`` of the Bootstrap-Request: the format the bootstrap server should use.
     preferred_content_format: int | None = None
+    #: The LwM2M version the client registers as: "1.1", or "1.2", which changes only what
+    #: the Register announces (a list of content formats instead of one).
+    lwm2m_version: str = "1.1"
+    #: The content formats the Register's root link names (``ct``): None for the default
+    #: (1.1: SenML JSON, 110; 1.2: every format the client handles); under 1.1 at most
+    #: one; () names none (servers then assume TLV). See :mod:`.registration`.
+    content_formats: tuple[int, ...] | None = None
     #: Overall bound on one request to a server (None: the CoAP retransmission limit).
     request_timeout: float | None = None
     clock: Clock = field(default_factory=LoopClock)
@@ -73,6 +81,10 @@ class ClientConfig:
                              "development_server_uri")
         if self.lifetime <= 0:
             raise ValueError("lifetime must be positive")
+        if self.lwm2m_version not in CLIENT_LWM2M_VERSIONS:
+            raise ValueError(f"lwm2m_version is one of {', '.join(CLIENT_LWM2M_VERSIONS)}, "
+                             f"not {self.lwm2m_version!r}")
+        announced_formats(self.lwm2m_version, self.content_formats)
         for name, uri in (("bootstrap", self.bootstrap_uri),
                           ("development", self.development_server_uri)):
             security = getattr(self, f"{name}_security")
@@ -89,6 +101,11 @@ class ClientConfig:
             if not secure and security is not None:
                 raise ValueError(f"{uri} carries no security: use coaps:// or coaps+tcp:// "
                                  f"with {name}_security")
+
+    @property
+    def announced_content_formats(self) -> tuple[int, ...]:
+        """What the Register's root link names (``ct``)."""
+        return announced_formats(self.lwm2m_version, self.content_formats)
 
     @classmethod
     def development(cls, endpoint: str, server_uri: str, **kwargs: object) -> ClientConfig:

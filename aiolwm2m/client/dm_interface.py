@@ -41,6 +41,7 @@ from aiolwm2m.lwm2m.errors import InvalidAttribute, LwM2MError, UnsupportedForma
 from aiolwm2m.lwm2m.formats import (
     ContentFormat,
     decode_composite,
+    decode_create,
     decode_node,
     decode_paths,
     encode_composite,
@@ -245,15 +246,16 @@ class DeviceManagement:
         self.tree.locate(path)
         self.access.check(ssid, CREATE, path[0], None)
         fmt = payload_format(request.content_format)
-        node: ObjectInstance | None = None
-        if request.payload:
-            try:
-                decoded = decode_node(fmt, request.payload, path, self.tree.model)
-            except LwM2MError as e:
-                raise decode_error(e) from None
-            if not isinstance(decoded, LwM2MObject) or len(decoded.instances) != 1:
-                raise BadRequest("Create carries exactly one object instance")
-            node = next(iter(decoded.instances.values()))
+        # A payload without the instance level (LwM2M 1.1) leaves the id to the client: the
+        # lowest free one, answered in Location-Path.
+        free_id = self.tree.free_instance_id(path[0])
+        try:
+            decoded = decode_create(fmt, request.payload, path, self.tree.model, free_id)
+        except LwM2MError as e:
+            raise decode_error(e) from None
+        if not isinstance(decoded, LwM2MObject) or len(decoded.instances) != 1:
+            raise BadRequest("Create carries exactly one object instance")
+        node: ObjectInstance = next(iter(decoded.instances.values()))
         inst = self.tree.create(path[0], node)
         self.access.created(ssid, path[0], inst.iid)
         response = request.response(Code.CREATED)

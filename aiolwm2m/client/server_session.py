@@ -36,6 +36,7 @@ from .registration import (
     check_response,
     deregister_request,
     location_of,
+    object_links,
     register_request,
     update_due,
     update_request,
@@ -116,7 +117,14 @@ class ServerSession:
         letters = binding.replace("Q", "") or "U"
         if self.link is not None and self.link.target.binding not in letters:
             letters = self.link.target.binding
-        return RegistrationParams(cfg.endpoint, lifetime, letters, queue)
+        return RegistrationParams(cfg.endpoint, lifetime, letters, queue, cfg.lwm2m_version)
+
+    def object_links(self) -> bytes:
+        """The Register (and object-list Update) payload, announcing the configured
+        content formats."""
+        client = self.client
+        return object_links(client.tree.object_entries(),
+                            client.config.announced_content_formats)
 
     @property
     def queue_mode(self) -> bool:
@@ -217,7 +225,7 @@ class ServerSession:
             client = self.client
             link = await self.resolve()
             params = self.params()
-            links = client.object_links()
+            links = self.object_links()
             response = await client.request(register_request(params, links), link)
             self.location = location_of(response)
             self.registered = True
@@ -235,7 +243,7 @@ class ServerSession:
             params = self.params()
             lifetime = params.lifetime if params.lifetime != self.sent_lifetime else None
             binding = params.binding if params.binding != self.sent_binding else None
-            links = client.object_links() if self.links_dirty else None
+            links = self.object_links() if self.links_dirty else None
             msg = update_request(self.location, lifetime=lifetime, binding=binding,
                                  queue_mode=params.queue_mode, links=links)
             self.links_dirty = False

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from .block import BERT_SZX, BlockValue
 from .codes import Code, MessageType
 from .errors import CoapError
 from .message import Message
 from .options import OptionNumber as O
+from .options import encode_uint
+from .reassembly_limits import DEFAULT_REASSEMBLY_LIMITS, ReassemblyLimits
 
 # Options that identify "the same request" across blocks: everything except the block
 # options themselves, sizes, and options that are allowed to change per block.
@@ -34,54 +36,95 @@ class BlockwiseError(CoapError):
     pass
 
 
+#: Max-Age of a 5.03 for full reassembly buffers: when a client may try again (seconds).
+RETRY_AFTER = 10
+
+
 def _block_response(request: Message, code: int, diagnostic: str) -> Message:
     return request.response(code, diagnostic.encode(), 0 if diagnostic else None)
 
 
 class _Assembly:
-    __slots__ = ("body", "deadline", "szx")
+    __slots__ = ("body", "deadline", "peer", "trusted")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, peer: Hashable, trusted: bool, deadline: float) -> None:
         self.body = bytearray()
+        self.peer = peer
+        self.trusted = trusted
         self.deadline = deadline
-        self.szx = 6
+
+
+class _PeerUsage:
+    __slots__ = ("bytes", "transfers")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.transfers = 0
+
+
+Transfers = OrderedDict[tuple[Hashable, ...], _Assembly]
 
 
 class Block1Assembler:
-    """Reassembles Block1 request bodies, bounded in size, count and age."""
+    """Reassembles Block1 request bodies, bounded in size, count, age and bytes held.
 
-    def __init__(self, *, max_body_size: int = 1 << 20, max_transfers: int = 512,
-                 lifetime: float = 247.0, preferred_szx: int = 6) -> None:
+    ``limits`` budgets the bytes buffered per peer and in total (see
+    :mod:`.reassembly_limits`); ``is_trusted(peer)``, asked once per upload, says which
+    per-peer budget applies, and under pressure the least recently active untrusted
+    uploads are given up, never trusted ones. Without ``is_trusted`` every peer gets the
+    trusted budget and none is preferred: the least recently active upload goes first.
+    BERT (SZX 7) is refused with 4.00: RFC 8323 defines it for reliable transports only
+    (:class:`StreamBlock1Assembler` takes it).
+    """
+
+    accepts_bert = False
+
+    def __init__(self, *, max_body_size: int = 1 << 20, max_transfers: int = 1024,
+                 lifetime: float = 247.0, preferred_szx: int = 6,
+                 limits: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS,
+                 is_trusted: Callable[[Hashable], bool] | None = None) -> None:
         self.max_body_size = max_body_size
         self.max_transfers = max_transfers
         self.lifetime = lifetime
         self.preferred_szx = preferred_szx
-        self._transfers: OrderedDict[tuple[Hashable, ...], _Assembly] = OrderedDict()
+        self.limits = limits
+        self.is_trusted = is_trusted
+        # Least recently active first, each; untrusted uploads are given up before trusted.
+        self._untrusted: Transfers = OrderedDict()
+        self._trusted: Transfers = OrderedDict()
+        self._usage: dict[Hashable, _PeerUsage] = {}
+        #: Bytes buffered in all uploads in progress.
+        self.buffered = 0
+        #: Uploads given up to make room for others (not counting expiry).
+        self.evicted = 0
 
     def __len__(self) -> int:
-        return len(self._transfers)
+        return len(self._untrusted) + len(self._trusted)
 
     def feed(self, request: Message, now: float) -> Message:
         """Returns the complete request (the same object, payload replaced) once the last
-        block arrived; otherwise a response to send now (2.31, 4.08 or 4.13)."""
+        block arrived; otherwise a response to send now (2.31, 4.00, 4.08, 4.13, 5.03)."""
         block = request.block1
         assert block is not None
         self._expire(now)
-        size1 = request.size1
-        if size1 is not None and size1 > self.max_body_size:
-            return self._too_large(request)
+        if block.szx == BERT_SZX and not self.accepts_bert:
+            return _block_response(request, Code.BAD_REQUEST,
+                                   "BERT (SZX 7) needs a reliable transport")
         key = request_key(request)
         if block.num == 0:
+            self._discard(key)  # a new upload to the same resource starts over
+            trusted = self.is_trusted is not None and self.is_trusted(request.remote)
+            size1 = request.size1
+            if size1 is not None and size1 > self._body_limit(trusted):
+                return self._too_large(request, trusted)
             if not block.more:
-                self._transfers.pop(key, None)
                 return request
-            asm = _Assembly(now + self.lifetime)
-            self._transfers[key] = asm
-            self._transfers.move_to_end(key)
-            while len(self._transfers) > self.max_transfers:
-                self._transfers.popitem(last=False)
+            started = self._start(key, request.remote, trusted, now)
+            if started is None:
+                return self._busy(request)
+            asm = started
         else:
-            found = self._transfers.get(key)
+            found = self._untrusted.get(key) or self._trusted.get(key)
             if found is None:
                 return _block_response(request, Code.REQUEST_ENTITY_INCOMPLETE,
                                        f"no transfer in progress for block {block.num}")
@@ -91,42 +134,118 @@ class Block1Assembler:
         else:
             offset = block.offset
             if block.more and len(request.payload) != block.size:
-                self._transfers.pop(key, None)
+                self._discard(key)
                 return _block_response(request, Code.BAD_REQUEST,
                                        f"block {block.num} carries {len(request.payload)} "
                                        f"bytes, not {block.size}")
         if offset != len(asm.body):
-            self._transfers.pop(key, None)
+            self._discard(key)
             return _block_response(request, Code.REQUEST_ENTITY_INCOMPLETE,
                                    f"block {block.num} starts at {offset}, expected "
                                    f"{len(asm.body)}")
-        if offset + len(request.payload) > self.max_body_size:
-            self._transfers.pop(key, None)
-            return self._too_large(request)
+        refusal = self._reserve(key, asm, offset, len(request.payload), request)
+        if refusal is not None:
+            return refusal
         asm.body += request.payload
         asm.deadline = now + self.lifetime
+        (self._trusted if asm.trusted else self._untrusted).move_to_end(key)
         if block.more:
             szx = min(block.szx, self.preferred_szx)
             resp = request.response(Code.CONTINUE)
             resp.block1 = BlockValue(block.num, True, szx)
             return resp
-        del self._transfers[key]
+        self._discard(key)
         request.payload = bytes(asm.body)
         return request
 
-    def _too_large(self, request: Message) -> Message:
+    # -- budgets --------------------------------------------------------------------------
+
+    def _peer_limit(self, trusted: bool) -> int:
+        return self.limits.peer_limit(trusted or self.is_trusted is None)
+
+    def _body_limit(self, trusted: bool) -> int:
+        return min(self.max_body_size, self._peer_limit(trusted))
+
+    def _start(self, key: tuple[Hashable, ...], peer: Hashable, trusted: bool,
+               now: float) -> _Assembly | None:
+        """A new upload, within the per-peer and total counts; None if there is no room."""
+        usage = self._usage.get(peer)
+        if usage is not None and usage.transfers >= self.limits.peer_transfers:
+            self._evict_oldest(lambda a: a.peer == peer, self._untrusted, self._trusted)
+        if len(self) >= self.max_transfers and not self._evict_oldest(None, self._untrusted):
+            # Trusted uploads are never given up for others: that is what trust buys.
+            return None
+        usage = self._usage.get(peer)
+        if usage is None:
+            usage = self._usage[peer] = _PeerUsage()
+        asm = _Assembly(peer, trusted, now + self.lifetime)
+        (self._trusted if trusted else self._untrusted)[key] = asm
+        usage.transfers += 1
+        return asm
+
+    def _reserve(self, key: tuple[Hashable, ...], asm: _Assembly, offset: int, size: int,
+                 request: Message) -> Message | None:
+        """Make room for ``size`` more bytes of ``asm``, or the answer refusing them."""
+        if offset + size > self._body_limit(asm.trusted):
+            self._discard(key)
+            return self._too_large(request, asm.trusted)
+        usage = self._usage[asm.peer]
+        if usage.bytes + size > self._peer_limit(asm.trusted):
+            # The peer's other uploads hold the rest of its budget.
+            self._discard(key)
+            return self._too_large(request, asm.trusted)
+        budget = self.limits.transport_bytes
+        while self.buffered + size > budget:
+            if not self._evict_oldest(lambda a: a is not asm, self._untrusted):
+                self._discard(key)
+                return self._busy(request)
+        usage.bytes += size
+        self.buffered += size
+        return None
+
+    def _evict_oldest(self, which: Callable[[_Assembly], bool] | None,
+                      *tables: Transfers) -> bool:
+        """Give up the least recently active upload in ``tables`` that ``which`` accepts
+        (None: any); False if there is none."""
+        for transfers in tables:
+            for key, asm in transfers.items():
+                if which is None or which(asm):
+                    self._discard(key)
+                    self.evicted += 1
+                    return True
+        return False
+
+    def _busy(self, request: Message) -> Message:
+        resp = _block_response(request, Code.SERVICE_UNAVAILABLE,
+                               "reassembly buffers are full")
+        resp.set_option(O.MAX_AGE, encode_uint(RETRY_AFTER))
+        return resp
+
+    def _discard(self, key: tuple[Hashable, ...]) -> None:
+        asm = self._untrusted.pop(key, None) or self._trusted.pop(key, None)
+        if asm is None:
+            return
+        usage = self._usage[asm.peer]
+        usage.bytes -= len(asm.body)
+        usage.transfers -= 1
+        if usage.transfers == 0:
+            del self._usage[asm.peer]
+        self.buffered -= len(asm.body)
+
+    def _too_large(self, request: Message, trusted: bool) -> Message:
+        limit = self._body_limit(trusted)
         resp = _block_response(request, Code.REQUEST_ENTITY_TOO_LARGE,
-                               f"request body limit is {self.max_body_size} bytes")
-        resp.size1 = self.max_body_size
+                               f"request body limit is {limit} bytes")
+        resp.size1 = limit
         return resp
 
     def _expire(self, now: float) -> None:
-        transfers = self._transfers
-        while transfers:
-            key, asm = next(iter(transfers.items()))
-            if asm.deadline > now:
-                break
-            del transfers[key]
+        for transfers in (self._untrusted, self._trusted):
+            while transfers:
+                key, asm = next(iter(transfers.items()))
+                if asm.deadline > now:
+                    break
+                self._discard(key)
 
 
 class _Representation:
@@ -140,6 +259,8 @@ class _Representation:
 class Block2Server:
     """Serves large responses block by block from one stored representation."""
 
+    accepts_bert = False
+
     def __init__(self, *, max_entries: int = 1024, lifetime: float = 60.0,
                  preferred_szx: int = 6) -> None:
         self.max_entries = max_entries
@@ -151,9 +272,15 @@ class Block2Server:
         return len(self._cache)
 
     def cached_block(self, request: Message, now: float) -> Message | None:
-        """The requested later block of a stored representation, if there is one."""
+        """The requested later block of a stored representation, if there is one (or the
+        4.00 refusing a BERT block on a datagram transport)."""
         block = request.block2
-        if block is None or block.num == 0:
+        if block is None:
+            return None
+        if block.szx == BERT_SZX and not self.accepts_bert:
+            return _block_response(request, Code.BAD_REQUEST,
+                                   "BERT (SZX 7) needs a reliable transport")
+        if block.num == 0:
             return None
         rep = self._cache.get(request_key(request))
         if rep is None or rep.deadline <= now:

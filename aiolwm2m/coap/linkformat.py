@@ -19,6 +19,10 @@ class LinkFormatError(CoapError):
         self.position = position
 
 
+class TooManyLinks(LinkFormatError):
+    """The document holds more links than the caller allows (``max_links``)."""
+
+
 _PARMNAME_CHARS = frozenset(string.ascii_letters + string.digits + "!#$&+-.^_`|~*")
 _PTOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'()*+-./:<=>?@[]^_`{|}~")
 _WHITESPACE = " \t\r\n"
@@ -74,8 +78,13 @@ class Link:
         return format_link(self)
 
 
-def parse_link_format(text: str | bytes) -> list[Link]:
-    """Parse a link-format document; whitespace between links is tolerated."""
+def parse_link_format(text: str | bytes, max_links: int | None = None) -> list[Link]:
+    """Parse a link-format document; whitespace between links is tolerated.
+
+    With ``max_links``, a document holding more links raises :class:`TooManyLinks` as soon
+    as the parser reaches the first link too many (the rest is not parsed). Parsing is
+    linear in the length of the document.
+    """
     if isinstance(text, bytes | bytearray | memoryview):
         try:
             text = bytes(text).decode("utf-8")
@@ -87,6 +96,8 @@ def parse_link_format(text: str | bytes) -> list[Link]:
     if i == n:
         return links
     while True:
+        if max_links is not None and len(links) >= max_links:
+            raise TooManyLinks(f"more than {max_links} links", i)
         if text[i] != "<":
             raise LinkFormatError("expected '<'", i)
         j = text.find(">", i + 1)
@@ -114,7 +125,7 @@ def parse_link_format(text: str | bytes) -> list[Link]:
                     while k < n and text[k] in _PTOKEN_CHARS:
                         k += 1
                     if k == i:
-                        raise LinkFormatError(f"empty value for parameter {name!r}", i)
+                        raise LinkFormatError(f"empty value for parameter {name[:20]!r}", i)
                     value = text[i:k]
                     i = k
             params.append((name, value))

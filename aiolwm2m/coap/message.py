@@ -128,7 +128,9 @@ class Message:
 
     def _get_uint(self, number: int) -> int | None:
         raw = self.get_option(number)
-        return None if raw is None else decode_uint(raw)
+        # No uint option is longer than 4 bytes; a longer value is treated as unrecognized
+        # (RFC 7252 5.4.3), and is no number: 2,000 bytes of one has no decimal repr.
+        return None if raw is None or len(raw) > 4 else decode_uint(raw)
 
     def _set_uint(self, number: int, value: int | None) -> None:
         self.set_option(number, None if value is None else encode_uint(value))

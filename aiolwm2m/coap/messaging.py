@@ -15,10 +15,11 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
+from .amplification import bound_error_reply
 from .codec import decode_udp, encode_udp
 from .codes import Code, MessageType
 from .errors import CoapError, MessageFormatError, RequestRejected, RequestTimeout
@@ -32,6 +33,16 @@ CON, NON, ACK, RST = MessageType.CON, MessageType.NON, MessageType.ACK, MessageT
 _OBSERVE = OptionNumber.OBSERVE
 
 Peer = Hashable
+
+#: Duplicate detection remembers this many requests (two generations of half each). A
+#: young generation of 131,072 holds one request from each of 100,000 devices within
+#: EXCHANGE_LIFETIME; an entry with a small reply costs about 350 bytes (key, peer
+#: address, dict slot, reply), so a flood of tiny requests holds at most some 90 MiB.
+DEDUP_CAPACITY: Final = 1 << 18
+#: ...and at most this many bytes of cached replies. 100,000 devices' small replies
+#: (a 2.01 with its Location-Path is under 48 bytes) fit one generation; a flood of
+#: requests drawing large replies rotates the cache early instead of growing it.
+DEDUP_BYTES: Final = 16 << 20
 
 
 class Exchange:
@@ -164,13 +175,20 @@ class MessageLayer:
         *,
         rng: random.Random | None = None,
         now: float = 0.0,
-        dedup_capacity: int = 1 << 17,
+        dedup_capacity: int = DEDUP_CAPACITY,
+        dedup_bytes: int = DEDUP_BYTES,
+        error_reply_slack: int | None = None,
     ) -> None:
+        """``error_reply_slack``: for endpoints whose peers are not authenticated (NoSec
+        UDP), cut error replies' diagnostics to at most this many bytes more than their
+        request (see :mod:`.amplification`); None leaves replies as they are."""
         self.params = params
         self._rng = rng or random.Random()
         self._next_mid = self._rng.randrange(0x10000)
         self._dedup: GenerationalCache[bytes | None] = GenerationalCache(
-            params.exchange_lifetime, dedup_capacity, now)
+            params.exchange_lifetime, dedup_capacity, now, dedup_bytes)
+        # -1 for none: a plain int keeps the check in respond() cheap when compiled.
+        self._error_reply_slack = -1 if error_reply_slack is None else error_reply_slack
         # Message IDs of NON messages we sent, so a Reset to one can be attributed.
         self._non_sent: GenerationalCache[bytes] = GenerationalCache(
             params.non_lifetime, dedup_capacity, now)
@@ -299,7 +317,7 @@ class MessageLayer:
                     self.outbox.append((seen, peer))
                 return
             reply = encode_udp(Message(ACK if ex is not None else RST, 0, msg.mid))
-            self._dedup.add(key, reply, now)
+            self._dedup.add(key, reply, now, len(reply))
             self.outbox.append((reply, peer))
         elif ex is None:
             # RFC 7641 section 3.6: a Reset tells the server we lost interest.
@@ -414,12 +432,14 @@ class MessageLayer:
         """Send ``response`` to ``request`` (piggybacked when the request is still unacked)."""
         peer = request.remote
         response.token = request.token
+        if response.code >= 128 and self._error_reply_slack >= 0:
+            bound_error_reply(request, response, self._error_reply_slack)
         key = (peer, request.mid)
         if request.mtype == CON and not (self._deferred and key in self._deferred):
             response.mtype = ACK
             response.mid = request.mid
             data = encode_udp(response)
-            self._dedup.replace(key, data)
+            self._dedup.replace(key, data, now, len(data))
             self.outbox.append((data, peer))
             self.stats.sent += 1
             return
@@ -440,7 +460,7 @@ class MessageLayer:
             return
         data = encode_udp(Message(ACK, 0, request.mid))
         self._deferred.add(key)
-        self._dedup.replace(key, data)
+        self._dedup.replace(key, data, now, len(data))
         self.outbox.append((data, peer))
 
     def send_message(self, msg: Message, peer: Peer, now: float) -> int:

@@ -17,6 +17,7 @@ from .blockwise import Block1Assembler, Block2Collector, Block2Server, Blockwise
 from .codes import Code, MessageType
 from .message import Message
 from .options import OptionNumber as O
+from .reassembly_limits import DEFAULT_REASSEMBLY_LIMITS, ReassemblyLimits
 from .signals import BERT_UNIT
 from .tcp_framing import frame_size
 
@@ -40,6 +41,8 @@ def bert_room(limit: int, msg: Message) -> int:
 
 class StreamBlock2Server(Block2Server):
     """Whole responses when they fit the peer, BERT or 1024-byte blocks when they do not."""
+
+    accepts_bert = True
 
     def __init__(self, peer_limits: PeerLimits, *, max_entries: int = 1024,
                  lifetime: float = 60.0, preferred_szx: int = 6) -> None:
@@ -80,13 +83,19 @@ class StreamBlock2Server(Block2Server):
 
 
 class StreamBlock1Assembler(Block1Assembler):
-    """Keeps a BERT upload in BERT: 2.31 Continue echoes SZX 7 where BERT was agreed."""
+    """Keeps a BERT upload in BERT: 2.31 Continue echoes SZX 7 where BERT was agreed. The
+    datagram assembler's byte budgets (``limits``, ``is_trusted``) apply unchanged: a
+    connection proves its address, not that its uploads deserve memory."""
+
+    accepts_bert = True
 
     def __init__(self, peer_limits: PeerLimits, *, max_body_size: int = 1 << 20,
-                 max_transfers: int = 512, lifetime: float = 247.0,
-                 preferred_szx: int = 6) -> None:
+                 max_transfers: int = 1024, lifetime: float = 247.0,
+                 preferred_szx: int = 6, limits: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS,
+                 is_trusted: Callable[[Hashable], bool] | None = None) -> None:
         super().__init__(max_body_size=max_body_size, max_transfers=max_transfers,
-                         lifetime=lifetime, preferred_szx=preferred_szx)
+                         lifetime=lifetime, preferred_szx=preferred_szx, limits=limits,
+                         is_trusted=is_trusted)
         self.peer_limits = peer_limits
 
     def feed(self, request: Message, now: float) -> Message:

@@ -46,6 +46,9 @@ from .tcp_framing import FrameParser, FrameTooLarge, FramingError, encode_tcp, f
 
 _OBSERVE = OptionNumber.OBSERVE
 _rng = random.Random()
+#: The largest Max-Message-Size an end may announce (and so buffer per connection); BERT
+#: gains nothing from messages beyond a few hundred KiB.
+MAX_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 
 
 def new_token() -> bytes:
@@ -69,7 +72,9 @@ class TcpParameters:
     send its CSM; without traffic for ``idle_timeout`` the connection is released; without
     anything received for ``keepalive_interval`` a Ping is sent, and the connection is aborted
     when nothing arrives within ``ping_timeout`` after it; after a Release, in-flight
-    exchanges get ``release_timeout`` to finish.
+    exchanges get ``release_timeout`` to finish. A frame whose first bytes arrived must be
+    complete within ``frame_timeout``: otherwise a peer could park a nearly complete
+    Max-Message-Size frame in our buffer for as long as it keeps the connection.
     """
 
     max_message_size: int = 65536
@@ -80,10 +85,16 @@ class TcpParameters:
     keepalive_interval: float | None = None
     ping_timeout: float = 10.0
     release_timeout: float = 5.0
+    # 64 KiB take about 26 s at 20 kbit/s, a slow cellular uplink.
+    frame_timeout: float | None = 30.0
 
     def __post_init__(self) -> None:
         if self.max_message_size < 64:
             raise ValueError("max_message_size below 64 bytes cannot carry useful messages")
+        if self.max_message_size > MAX_MAX_MESSAGE_SIZE:
+            # Each connection may buffer one frame of this size: it must stay bounded.
+            raise ValueError(f"max_message_size above {MAX_MAX_MESSAGE_SIZE} bytes would let "
+                             "every connection hold that much memory")
 
     @property
     def capabilities(self) -> Capabilities:
@@ -134,12 +145,11 @@ Event = ResponseReceived | ExchangeFailed | ConnectionEvent
 
 
 class TcpConnection:
-    __slots__ = ("_exchanges", "_keepalive_sent", "_keepalive_token", "_parser",
-                 "_release_deadline", "_timer_seq", "_timers", "close_reason", "csm_received",
-                 "events", "last_activity", "last_received", "local", "opened_at", "outbox",
-                 "outbox_bytes",
-                 "params", "peer", "remote", "state", "timers_changed", "unanswered",
-                 "unmatched")
+    __slots__ = ("_exchanges", "_frame_started", "_keepalive_sent", "_keepalive_token",
+                 "_parser", "_release_deadline", "_timer_seq", "_timers", "close_reason",
+                 "csm_received", "events", "last_activity", "last_received", "local",
+                 "opened_at", "outbox", "outbox_bytes", "params", "peer", "remote", "state",
+                 "timers_changed", "unanswered", "unmatched")
 
     def __init__(self, peer: Hashable, now: float,
                  params: TcpParameters = DEFAULT_TCP_PARAMETERS) -> None:
@@ -157,6 +167,8 @@ class TcpConnection:
         self._keepalive_token: bytes | None = None
         self._keepalive_sent = 0.0
         self._release_deadline = 0.0
+        # When the first bytes of the frame still incomplete in the parser arrived.
+        self._frame_started: float | None = None
         self.opened_at = self.last_received = self.last_activity = now
         self.unanswered = 0  # requests handed out and not yet answered (Custody)
         self.unmatched = 0
@@ -198,14 +210,21 @@ class TcpConnection:
         if self.state is ConnectionState.CLOSED:
             return []
         self.last_received = self.last_activity = now
+        parser = self._parser
         try:
-            frames = self._parser.feed(data)
+            frames = parser.feed(data)
         except FrameTooLarge as e:
             self.abort(e.reason)
             return []
         except FramingError as e:
             self.abort(f"malformed frame: {e.reason}")
             return []
+        if parser.buffered:
+            if frames or self._frame_started is None:
+                self._frame_started = now  # a new frame began in this data
+                self.timers_changed = True
+        else:
+            self._frame_started = None
         requests: list[Message] = []
         peer = self.peer
         for msg in frames:
@@ -467,6 +486,8 @@ class TcpConnection:
             heapq.heappop(timers)
         if not self.csm_received:
             candidates.append(self.opened_at + p.csm_timeout)
+        if self._frame_started is not None and p.frame_timeout is not None:
+            candidates.append(self._frame_started + p.frame_timeout)
         if self.state is ConnectionState.RELEASING:
             candidates.append(self._release_deadline)
         if p.idle_timeout is not None:
@@ -483,6 +504,11 @@ class TcpConnection:
             return
         if not self.csm_received and now >= self.opened_at + p.csm_timeout:
             self.abort(f"no CSM received within {p.csm_timeout:g}s")
+            return
+        started = self._frame_started
+        if (started is not None and p.frame_timeout is not None
+                and now >= started + p.frame_timeout):
+            self.abort(f"frame not completed within {p.frame_timeout:g}s")
             return
         timers = self._timers
         while timers and timers[0][0] <= now:

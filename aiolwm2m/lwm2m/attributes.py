@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from .errors import InvalidAttribute
+from .bounded_int import MAX_UINT32, parse_decimal
+from .errors import InvalidAttribute, shown
 from .model.definitions import ResourceModel
 from .path import LwM2MPath
 from .values import ResourceType
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 _INTEGER_NAMES: Final = ("pmin", "pmax", "epmin", "epmax", "hqmax")
+#: pmin, pmax, epmin, epmax (seconds) and hqmax (a count) share the range of a 32-bit
+#: unsigned integer, like the registration lifetime: 136 years is beyond any period.
+MAX_INTEGER_ATTRIBUTE: Final = MAX_UINT32
 _FLOAT_NAMES: Final = ("gt", "lt", "st")
 ATTRIBUTE_NAMES: Final = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "con", "hqmax")
 _NUMERIC_TYPES: Final = frozenset(
@@ -96,19 +100,23 @@ class AttributeUpdate:
 
 def _parse_value(name: str, text: str) -> int | float:
     if name in _INTEGER_NAMES:
-        if not (text.isascii() and text.isdigit()):
-            raise InvalidAttribute(name, f"{text!r} is not a non-negative integer")
-        return int(text)
+        number = parse_decimal(text, MAX_INTEGER_ATTRIBUTE)
+        if number is None:
+            raise InvalidAttribute(
+                name,
+                f"{shown(text, 24)} is not a non-negative integer up to {MAX_INTEGER_ATTRIBUTE}",
+            )
+        return number
     if name == "con":
         if text not in ("0", "1"):
-            raise InvalidAttribute(name, f"{text!r} is not 0 or 1")
+            raise InvalidAttribute(name, f"{shown(text, 24)} is not 0 or 1")
         return int(text)
     try:
         value = float(text)
     except ValueError:
-        raise InvalidAttribute(name, f"{text!r} is not a number") from None
+        raise InvalidAttribute(name, f"{shown(text, 24)} is not a number") from None
     if not math.isfinite(value) or text.strip() != text or "_" in text:
-        raise InvalidAttribute(name, f"{text!r} is not a finite decimal number")
+        raise InvalidAttribute(name, f"{shown(text, 24)} is not a finite decimal number")
     return value
 
 
@@ -161,10 +169,15 @@ def validate_attributes(
     """
     for name in _INTEGER_NAMES:
         value = getattr(attributes, name)
-        if value is not None and (type(value) is not int or value < 0):
-            raise InvalidAttribute(name, f"{value!r} is not a non-negative integer")
+        if value is not None and (
+            type(value) is not int or not 0 <= value <= MAX_INTEGER_ATTRIBUTE
+        ):
+            raise InvalidAttribute(
+                name,
+                f"{shown(value, 24)} is not a non-negative integer up to {MAX_INTEGER_ATTRIBUTE}",
+            )
     if attributes.con is not None and attributes.con not in (0, 1):
-        raise InvalidAttribute("con", f"{attributes.con!r} is not 0 or 1")
+        raise InvalidAttribute("con", f"{shown(attributes.con, 24)} is not 0 or 1")
     pmin, pmax = attributes.pmin, attributes.pmax
     if pmin is not None and pmax is not None and pmin > pmax:
         raise InvalidAttribute("pmax", f"pmax {pmax} is below pmin {pmin}")
@@ -174,8 +187,8 @@ def validate_attributes(
     gt, lt, st = attributes.gt, attributes.lt, attributes.st
     for name in _FLOAT_NAMES:
         value = getattr(attributes, name)
-        if value is not None and (not isinstance(value, int | float) or not math.isfinite(value)):
-            raise InvalidAttribute(name, f"{value!r} is not a finite number")
+        if value is not None and not _finite(value):
+            raise InvalidAttribute(name, f"{shown(value, 24)} is not a finite number")
     if st is not None and st <= 0:
         raise InvalidAttribute("st", f"st must be greater than 0, got {st}")
     if lt is not None and gt is not None:
@@ -193,6 +206,15 @@ def validate_attributes(
             raise InvalidAttribute(name, f"resource {resource.name!r} is not numeric")
         if resource.multiple and (path is None or len(path) == 3):
             raise InvalidAttribute(name, f"resource {resource.name!r} is multiple-instance")
+
+
+def _finite(value: object) -> bool:
+    if type(value) is bool or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the range of a double
+        return False
 
 
 def merge_attributes(*levels: NotificationAttributes | None) -> NotificationAttributes:

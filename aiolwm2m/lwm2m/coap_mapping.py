@@ -21,11 +21,11 @@ from .formats import (
     decode_node,
     decode_timestamped,
     encode_composite,
+    encode_create,
     encode_node,
     encode_paths,
 )
 from .model import ModelRegistry
-from .nodes import LwM2MObject, ObjectInstance
 from .operations import (
     BootstrapDeleteRequest,
     BootstrapDiscoverRequest,
@@ -53,6 +53,7 @@ from .operations import (
     WriteRequest,
 )
 from .path import ROOT, LwM2MPath
+from .unknown_resources import unknown_in_composite, unknown_resource_paths
 
 CF = ContentFormat
 # When a 1.1 client lists the formats it supports (ct on its root link), the first of these it
@@ -157,14 +158,10 @@ def encode_request(op: Operation, ctx: DeviceContext) -> Message:
         )
     if isinstance(op, CreateRequest):
         fmt = op.format if op.format is not None else ctx.format
-        node = op.node
-        if isinstance(node, ObjectInstance):
-            # The instance travels inside its object, so its id is on the wire.
-            node = LwM2MObject(op.path[0], {node.id: node})
         return Message.request(
             Code.POST,
             ctx.uri_path(op.path),
-            payload=encode_node(fmt, op.path, node, ctx.model),
+            payload=encode_create(fmt, op.path, op.node, assign_id=op.assign_id),
             content_format=fmt,
         )
     if isinstance(op, DeleteRequest | BootstrapDeleteRequest):
@@ -218,19 +215,24 @@ def decode_response(op: Operation, msg: Message, ctx: DeviceContext) -> Response
         if isinstance(op, ObserveRequest):
             groups = decode_timestamped(fmt, msg.payload, op.path, ctx.model) if msg.payload else []
             content = groups[-1].nodes.get(op.path) if groups else None
-            return ObserveResponse(code, "", fmt, content, op.path, tuple(groups), msg.token)
+            unknown = () if content is None else unknown_resource_paths(
+                op.path, content, ctx.model)
+            return ObserveResponse(code, "", fmt, content, op.path, tuple(groups), msg.token,
+                                   unknown=unknown)
         if isinstance(op, ReadRequest | BootstrapReadRequest):
             node = decode_node(fmt, msg.payload, op.path, ctx.model) if msg.payload else None
-            return ReadResponse(code, "", fmt, node, op.path)
+            unknown = () if node is None else unknown_resource_paths(op.path, node, ctx.model)
+            return ReadResponse(code, "", fmt, node, op.path, unknown=unknown)
         if isinstance(op, DiscoverRequest | BootstrapDiscoverRequest):
             return DiscoverResponse(code, "", fmt, tuple(decode_discover(msg.payload)))
         if isinstance(op, ObserveCompositeRequest):
             values = decode_composite(fmt, msg.payload, list(op.paths), ctx.model)
-            return ObserveResponse(code, "", fmt, None, ROOT, (), msg.token, values)
+            return ObserveResponse(code, "", fmt, None, ROOT, (), msg.token, values,
+                                   unknown=unknown_in_composite(values, ctx.model))
         if isinstance(op, ReadCompositeRequest):
-            return CompositeResponse(
-                code, "", fmt, decode_composite(fmt, msg.payload, list(op.paths), ctx.model)
-            )
+            values = decode_composite(fmt, msg.payload, list(op.paths), ctx.model)
+            return CompositeResponse(code, "", fmt, values,
+                                     unknown=unknown_in_composite(values, ctx.model))
         if isinstance(op, CreateRequest):
             location = _location(msg, ctx)
             return CreateResponse(code, "", msg.content_format, location)

@@ -29,7 +29,26 @@ __all__ = [
     "ModelError",
     "PathNotAllowed",
     "UnsupportedFormat",
+    "shown",
 ]
+
+_INT_REPR_BITS = 128
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about peer input.
+
+    Safe for any value: an integer too large to print cheaply (``int`` refuses beyond 4300
+    digits with a bare ValueError) is described by its size instead, and a value whose repr
+    fails is named by its type, so that building an error message never raises.
+    """
+    if type(value) is int and value.bit_length() > _INT_REPR_BITS:
+        return f"<an integer of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class LwM2MError(Exception):
@@ -44,7 +63,7 @@ class InvalidPath(LwM2MError, ValueError):
     coap_code: ClassVar[str] = "4.00"
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"invalid LwM2M path {path!r}: {reason}")
+        super().__init__(f"invalid LwM2M path {shown(path, 40)}: {reason}")
         self.path = path
         self.reason = reason
 
@@ -79,7 +98,7 @@ class CodecError(LwM2MError):
     def _describe(self) -> str:
         where: list[str] = []
         if self.fmt is not None:
-            where.append(f"content format {self.fmt}")
+            where.append(f"content format {shown(self.fmt, 12)}")
         if self.path is not None:
             where.append(f"path {self.path}")
         if self.index is not None:
@@ -128,6 +147,6 @@ class InvalidAttribute(LwM2MError, ValueError):
     coap_code: ClassVar[str] = "4.00"
 
     def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"invalid attribute {name!r}: {reason}")
+        super().__init__(f"invalid attribute {shown(name, 20)}: {reason}")
         self.name = name
         self.reason = reason

@@ -18,7 +18,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidValue
+from .bounded_int import parse_decimal
+from .errors import InvalidValue, shown
 from .model import ModelRegistry, ResourceModel
 from .nodes import (
     LwM2MObject,
@@ -29,7 +30,7 @@ from .nodes import (
     ResourceInstance,
     SingleResource,
 )
-from .path import LwM2MPath
+from .path import MAX_ID, LwM2MPath
 from .values import ObjectLink, ResourceType, Value
 
 _NODE_TYPES = (LwM2MObject, ObjectInstance, SingleResource, MultipleResource, ResourceInstance)
@@ -53,10 +54,12 @@ def _infer_type(value: object) -> ResourceType:
 
 def _id(key: object, what: str, path: LwM2MPath) -> int:
     if isinstance(key, int) and not isinstance(key, bool):
-        return key
-    if isinstance(key, str) and key.isascii() and key.isdigit():
-        return int(key)
-    raise InvalidValue(None, path, f"{what} id {key!r} is not a number")
+        return key  # (range-checked by the node constructors)
+    if isinstance(key, str):
+        number = parse_decimal(key, MAX_ID)
+        if number is not None:
+            return number
+    raise InvalidValue(None, path, f"{what} id {shown(key, 24)} is not a number in 0..{MAX_ID}")
 
 
 def _resource_model(model: ModelRegistry | None, oid: int, rid: int) -> ResourceModel | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeAlias
 
-from .errors import InvalidValue
+from .errors import InvalidValue, shown
 from .path import MAX_ID, LwM2MPath, path_from_trusted_ids
 from .values import ResourceType, Value, coerce_value
 
@@ -41,13 +41,13 @@ _new_tuple = tuple.__new__
 def _check_id(kind: str, value: object, *, reserved_max: bool = False) -> int:
     limit = MAX_ID - 1 if reserved_max else MAX_ID
     if type(value) is not int or not 0 <= value <= limit:
-        raise InvalidValue(None, None, f"{kind} id {value!r} is outside 0..{limit}")
+        raise InvalidValue(None, None, f"{kind} id {shown(value, 24)} is outside 0..{limit}")
     return value
 
 
 def _coerce(rtype: object, value: object) -> Value:
     if not isinstance(rtype, ResourceType):
-        raise InvalidValue(None, None, f"{rtype!r} is not a ResourceType")
+        raise InvalidValue(None, None, f"{shown(rtype, 24)} is not a ResourceType")
     return coerce_value(rtype, value)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .attributes import AttributeUpdate, parse_write_attributes
-from .errors import InvalidPayload
+from .errors import InvalidPayload, shown
 from .formats import (
     ContentFormat,
     DiscoveredLink,
@@ -23,7 +23,7 @@ from .formats import (
     encode_composite,
     encode_node,
 )
-from .nodes import Node, TimestampedNodes
+from .nodes import Node, ObjectInstance, TimestampedNodes
 from .path import ROOT, LwM2MPath
 
 _SENML_JSON = ContentFormat.SENML_JSON
@@ -73,13 +73,20 @@ class ExecuteRequest:
 
 @dataclass(frozen=True, slots=True)
 class CreateRequest:
-    """Create one instance in ``path`` (an object); ``node`` is an :class:`ObjectInstance`
-    whose id the client may keep, or one chosen by the client when ``assign_id`` is false."""
+    """Create one instance in ``path`` (an object) holding the resources of ``node``, an
+    :class:`ObjectInstance`.
+
+    With ``assign_id`` false the payload names the instance (``node.id``) and the client
+    creates that one; with ``assign_id`` true the payload carries the resources only (no
+    instance level, as LwM2M 1.1 allows) and the client picks the id, which comes back in
+    :attr:`CreateResponse.instance_id`.
+    """
 
     kind: ClassVar[str] = "create"
     path: LwM2MPath
     node: Node
     format: int | None = None
+    assign_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +244,9 @@ class ReadResponse(Response):
     content: Node | None = None
     path: LwM2MPath = ROOT
     timestamped: tuple[TimestampedNodes, ...] = ()
+    #: Resource paths in ``content`` the model does not define for the object version the
+    #: client announced; their values carry the type the payload gave them.
+    unknown: tuple[LwM2MPath, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,10 +258,18 @@ class DiscoverResponse(Response):
 class CreateResponse(Response):
     location: LwM2MPath | None = None
 
+    @property
+    def instance_id(self) -> int | None:
+        """The id of the instance created (the client's Location-Path), when it said."""
+        location = self.location
+        return location[1] if location is not None and len(location) == 2 else None
+
 
 @dataclass(frozen=True, slots=True)
 class CompositeResponse(Response):
     content: Mapping[LwM2MPath, Node] = field(default_factory=dict)
+    #: As :attr:`ReadResponse.unknown`.
+    unknown: tuple[LwM2MPath, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,10 +308,16 @@ def operation_to_dict(op: Operation) -> dict[str, Any]:
     if isinstance(op, BootstrapFinishRequest):
         return d
     d["path"] = str(op.path)
-    if isinstance(op, WriteRequest | CreateRequest | BootstrapWriteRequest):
+    if isinstance(op, CreateRequest) and isinstance(op.node, ObjectInstance):
+        # The instance travels at its own path, so that its resources keep their types.
+        d["instance_id"] = op.node.id
+        d["senml"] = _node_to_json(op.path.child(op.node.id), op.node)
+    elif isinstance(op, WriteRequest | CreateRequest | BootstrapWriteRequest):
         d["senml"] = _node_to_json(op.path, op.node)
     if isinstance(op, WriteRequest):
         d["replace"] = op.replace
+    if isinstance(op, CreateRequest) and op.assign_id:
+        d["assign_id"] = True
     if isinstance(op, WriteAttributesRequest):
         d["query"] = _attributes_query(op.attributes)
     if isinstance(op, ExecuteRequest):
@@ -314,7 +338,7 @@ def operation_from_dict(d: dict[str, Any]) -> Operation:
     kind = d.get("op")
     cls = OPERATION_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise InvalidPayload(None, None, f"unknown operation {kind!r}")
+        raise InvalidPayload(None, None, f"unknown operation {shown(kind, 24)}")
     fmt = d.get("format")
     if cls is WriteCompositeRequest:
         nodes = decode_composite(_SENML_JSON, d["senml"].encode("utf-8"))
@@ -335,7 +359,12 @@ def operation_from_dict(d: dict[str, Any]) -> Operation:
         return WriteRequest(
             path, _node_from_json(path, d["senml"]), bool(d.get("replace", True)), fmt
         )
-    if cls in (CreateRequest, BootstrapWriteRequest):
+    if cls is CreateRequest:
+        iid = d.get("instance_id")
+        at = path.child(iid) if isinstance(iid, int) else path
+        return CreateRequest(path, _node_from_json(at, d["senml"]), fmt,
+                             bool(d.get("assign_id", False)))
+    if cls is BootstrapWriteRequest:
         made: Operation = cls(path, _node_from_json(path, d["senml"]), fmt)
         return made
     if cls is WriteAttributesRequest:
@@ -363,6 +392,8 @@ def response_to_dict(resp: Response) -> dict[str, Any]:
         d["senml"] = json.loads(encode_node(_SENML_JSON, resp.path, resp.content))
     if isinstance(resp, CompositeResponse) and resp.content:
         d["senml"] = json.loads(encode_composite(_SENML_JSON, dict(resp.content)))
+    if isinstance(resp, ReadResponse | CompositeResponse) and resp.unknown:
+        d["unknown"] = [str(p) for p in resp.unknown]
     if isinstance(resp, CreateResponse) and resp.location is not None:
         d["location"] = str(resp.location)
     if isinstance(resp, DiscoverResponse):

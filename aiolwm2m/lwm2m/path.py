@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from .errors import InvalidPath
+from .errors import InvalidPath, shown
 
 __all__ = ["MAX_ID", "ROOT", "LwM2MPath"]
 
 MAX_ID: Final = 65535
+# Digits of an id, leading zeros included ("00003" is 3); longer segments are out of range.
+_MAX_ID_DIGITS: Final = 7
 # Depth of each level, for readability where the code tests lengths.
 _OBJECT, _INSTANCE, _RESOURCE, _RESOURCE_INSTANCE = 1, 2, 3, 4
 _LEVEL_NAMES: Final = ("root", "object", "object instance", "resource", "resource instance")
@@ -39,20 +41,24 @@ class LwM2MPath(tuple[int, ...]):
     def parse(cls, text: str) -> LwM2MPath:
         """Parse ``"/3/0/1"``; ``"/"`` is the root. Raises :class:`InvalidPath`."""
         if not isinstance(text, str):
-            raise InvalidPath(repr(text), "a path must be a string")
+            raise InvalidPath(shown(text), "a path must be a string")
         if not text.startswith("/"):
             raise InvalidPath(text, "a path must start with '/'")
         if text == "/":
             return ROOT
-        segments = text[1:].split("/")
+        # At most 5 splits: a hostile name of 30,000 slashes costs no more than a short one.
+        segments = text[1:].split("/", _RESOURCE_INSTANCE)
         if len(segments) > _RESOURCE_INSTANCE:
-            raise InvalidPath(text, f"at most 4 levels are allowed, got {len(segments)}")
+            raise InvalidPath(text, "at most 4 levels are allowed")
         ids: list[int] = []
         for position, segment in enumerate(segments):
             if not segment:
                 raise InvalidPath(text, f"empty segment at level {position + 1}")
             if not (segment.isascii() and segment.isdigit()):
-                raise InvalidPath(text, f"segment {segment!r} is not a decimal id")
+                raise InvalidPath(text, f"segment {shown(segment, 20)} is not a decimal id")
+            # Checked before int(): a 4,301-digit id would make int() raise ValueError.
+            if len(segment) > _MAX_ID_DIGITS:
+                raise InvalidPath(text, f"id {shown(segment, 20)} is outside 0..{MAX_ID}")
             ids.append(int(segment))
         as_tuple = tuple(ids)
         _check_ids(as_tuple, text)
@@ -145,15 +151,15 @@ class LwM2MPath(tuple[int, ...]):
 
 def _check_ids(ids: tuple[int, ...], text: str | None) -> None:
     if len(ids) > _RESOURCE_INSTANCE:
-        raise InvalidPath(text or repr(ids), f"at most 4 levels are allowed, got {len(ids)}")
+        raise InvalidPath(text or shown(ids), f"at most 4 levels are allowed, got {len(ids)}")
     for position, value in enumerate(ids):
         if type(value) is not int:
-            raise InvalidPath(text or repr(ids), f"id {value!r} is not an integer")
+            raise InvalidPath(text or shown(ids), f"id {shown(value, 20)} is not an integer")
         if value < 0 or value > MAX_ID:
-            raise InvalidPath(text or repr(ids), f"id {value} is outside 0..{MAX_ID}")
+            raise InvalidPath(text or shown(ids), f"id {shown(value, 20)} is outside 0..{MAX_ID}")
         # The TS reserves 65535 as "no instance" (e.g. the null object link 65535:65535).
         if position == _INSTANCE - 1 and value == MAX_ID:
-            raise InvalidPath(text or repr(ids), "object instance id 65535 is reserved")
+            raise InvalidPath(text or shown(ids), "object instance id 65535 is reserved")
 
 
 def path_from_trusted_ids(ids: tuple[int, ...]) -> LwM2MPath:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from .errors import InvalidValue
+from .errors import InvalidValue, shown
 
 __all__ = [
     "INT64_MAX",
@@ -119,14 +119,16 @@ class ObjectLink:
             return
         for name, value in (("object_id", oid), ("instance_id", iid)):
             if type(value) is not int or not 0 <= value <= _MAX_LINK_ID:
-                raise InvalidValue(None, None, f"object link {name} {value!r} not in 0..65535")
+                raise InvalidValue(
+                    None, None, f"object link {name} {shown(value, 24)} not in 0..65535"
+                )
 
     @classmethod
     def parse(cls, text: str) -> ObjectLink:
         """Parse ``"oid:iid"``; raises :class:`InvalidValue`."""
         left, sep, right = text.partition(":")
         if not sep or not _is_decimal(left) or not _is_decimal(right):
-            raise InvalidValue(None, None, f"object link {text!r} is not 'oid:iid'")
+            raise InvalidValue(None, None, f"object link {shown(text, 24)} is not 'oid:iid'")
         return cls(int(left), int(right))
 
     @property
@@ -188,7 +190,7 @@ def seconds_to_time(seconds: int) -> _dt.datetime:
     if found is not None:
         return found
     if not _MIN_TIME_SECONDS <= seconds <= _MAX_TIME_SECONDS:
-        raise InvalidValue(None, None, f"time {seconds} s is outside years 1..9999")
+        raise InvalidValue(None, None, f"time {shown(seconds, 24)} s is outside years 1..9999")
     value = _EPOCH + _dt.timedelta(seconds=seconds)
     if len(_TIME_CACHE) >= _TIME_CACHE_SIZE:
         _TIME_CACHE.clear()
@@ -216,11 +218,8 @@ def time_to_seconds(value: _dt.datetime) -> int:
 
 # --- coercion ----------------------------------------------------------------------------------
 def _reject(rtype: ResourceType, value: object, why: str = "") -> InvalidValue:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
     detail = f": {why}" if why else ""
-    return InvalidValue(None, None, f"{shown} is not a valid {rtype.value} value{detail}")
+    return InvalidValue(None, None, f"{shown(value)} is not a valid {rtype.value} value{detail}")
 
 
 def _coerce_string(value: object) -> str:

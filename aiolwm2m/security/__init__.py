@@ -29,9 +29,11 @@ from .errors import (
     MessageTooLarge,
     NoApplicationProtocol,
     NotEstablished,
+    PeerAlert,
     SecurityError,
     SessionClosedError,
     UnknownIdentity,
+    WrongKey,
 )
 from .events import ApplicationData, Event, HandshakeCompleted, SessionClosed
 from .gnutls_ffi import GnuTLSUnavailable, gnutls_version
@@ -62,6 +64,7 @@ __all__ = [
     "MessageTooLarge",
     "NoApplicationProtocol",
     "NotEstablished",
+    "PeerAlert",
     "PeerIdentity",
     "PskCredentials",
     "RpkCredentials",
@@ -76,6 +79,7 @@ __all__ = [
     "TlsServerConnection",
     "TlsSession",
     "UnknownIdentity",
+    "WrongKey",
     "X509Credentials",
     "generate_p256_key",
     "gnutls_version",

@@ -30,7 +30,12 @@ class DtlsServerConfig:
     max_sessions: int = 10_000
     """Established sessions plus handshakes in progress; new handshakes beyond it are refused."""
     max_handshakes: int = 512
-    """Handshakes in progress (after a verified cookie) at any one time."""
+    """Handshakes in progress (after a verified cookie) at any one time; when they are all
+    taken, a new one replaces the oldest, so stalled handshakes cannot lock clients out."""
+    max_handshakes_per_address: int = 8
+    """Handshakes in progress from one source (an IPv4 address, an IPv6 /64); more are
+    refused until one ends, so one host cannot replace everyone else's handshakes. Eight
+    leaves room for a few devices behind one NAT reconnecting at once."""
     handshake_timeout: float = 30.0
     retransmit_ms: int = 1000
     idle_timeout: float | None = 3600.0
@@ -42,6 +47,9 @@ class DtlsServerConfig:
     """Issue RFC 5077 session tickets (stateless on the server: no session cache)."""
     priority: str | None = None
     """A GnuTLS priority string replacing the one built from the enabled modes."""
+
+
+DEFAULT_DTLS_SERVER_CONFIG = DtlsServerConfig()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from aiolwm2m.principals import escape_identity, psk_principal, rpk_principal, x509_principal
+
 from .errors import ConfigurationError
 from .keys import generate_p256_private_key, normalize_spki, spki_from_private_key
 from .pem import certificates_der, der_to_pem, private_key_as_pem, private_key_der
@@ -136,19 +138,22 @@ class PeerIdentity:
 
     @property
     def key(self) -> str:
-        """The form registrations are bound to: ``psk:<identity>``, ``rpk:<sha256 of the
-        SPKI, hex>`` or ``x509:<certificate CN, else first SAN>``."""
+        """The principal registrations are bound to (``aiolwm2m.principals``):
+        ``psk:<identity, escaped one-to-one>``, ``rpk:<sha256 of the SPKI, hex>`` or
+        ``x509:<certificate CN, else first SAN>``."""
         if self.kind is IdentityKind.PSK:
-            return "psk:" + (self.psk_identity or b"").decode("utf-8", "backslashreplace")
+            return psk_principal(self.psk_identity or b"")
         if self.kind is IdentityKind.RPK:
-            return "rpk:" + hashlib.sha256(self.rpk_spki_der or b"").hexdigest()
-        return "x509:" + (self.x509_subject_cn or (self.x509_san[0] if self.x509_san else ""))
+            return rpk_principal(self.rpk_spki_der or b"")
+        return x509_principal(self.x509_subject_cn or (self.x509_san[0] if self.x509_san
+                                                       else ""))
 
     @property
     def name(self) -> str:
-        """A printable name: PSK identity, certificate CN, or ``rpk:<sha256 of SPKI>``."""
+        """A printable name: PSK identity (escaped as in its principal), certificate CN, or
+        ``rpk:<sha256 of SPKI>``."""
         if self.kind is IdentityKind.PSK and self.psk_identity is not None:
-            return self.psk_identity.decode("utf-8", "backslashreplace")
+            return escape_identity(self.psk_identity)
         if self.kind is IdentityKind.X509:
             return self.x509_subject_cn or (self.x509_san[0] if self.x509_san else "x509:?")
         return "rpk:" + hashlib.sha256(self.rpk_spki_der or b"").hexdigest()[:16]

@@ -8,17 +8,25 @@ from an address without a session only gets a stateless HelloVerifyRequest; only
 ClientHello that echoes a valid cookie (proof that the address is reachable) creates a
 session, within the ``max_handshakes``/``max_sessions`` limits. Datagrams from unknown peers
 that are not ClientHellos, and datagrams with broken record framing, are dropped unseen.
+
+Half-open handshakes (cookie verified, not finished) are what a flood can pile up: a host
+may hold ``max_handshakes_per_address`` of them, and when all ``max_handshakes`` are taken a
+new handshake replaces the oldest one rather than being refused, so hosts that stall their
+handshakes cannot lock everyone else out for the handshake timeout.
 """
 
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
+
+from aiolwm2m.log_throttle import LogThrottle
 
 from .config import DtlsServerConfig, ServerCredentials
 from .context import EndpointContext, Timing
@@ -32,6 +40,7 @@ from .records import (
     RECORD_HEADER,
     client_hello_random,
     dtls_hello_accepts_server_rpk,
+    has_protected_handshake,
     is_initial_client_hello,
     record_count,
 )
@@ -40,15 +49,34 @@ from .session import DtlsSession, SessionState
 log = logging.getLogger(__name__)
 
 
+def source_of(peer: Hashable) -> Hashable:
+    """What the per-address handshake quota counts: the IPv4 address, or the /64 of an
+    IPv6 address (one host gets a /64 to pick addresses from)."""
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return peer
+    host = peer[0].partition("%")[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return ipaddress.IPv6Network((address, 64), strict=False)
+    return host
+
+
 class _PeerSession(DtlsSession):
     """A server-side session with the bookkeeping the multiplexer needs."""
 
-    __slots__ = ("armed", "hello_random", "last_activity", "peer")
+    __slots__ = ("armed", "hello_random", "last_activity", "peer", "source")
 
-    def __init__(self, ctx: EndpointContext, prestate: Any, peer: Hashable,
+    def __init__(self, ctx: EndpointContext, prestate: Any, peer: Hashable, source: Hashable,
                  hello_random: bytes | None, now: float, server_rpk: bool) -> None:
         super().__init__(ctx, prestate, server_rpk)
         self.peer = peer
+        self.source = source  # what the per-address quota counts it under
         self.hello_random = hello_random
         self.last_activity = now
         self.armed: float | None = None
@@ -62,7 +90,9 @@ class DtlsServerStats:
     handshakes_started: int = 0
     handshakes_completed: int = 0
     handshakes_failed: int = 0
+    handshakes_evicted: int = 0
     refused_full: int = 0
+    refused_per_address: int = 0
     dropped_malformed: int = 0
     dropped_oversize: int = 0
     dropped_unknown_peer: int = 0
@@ -81,7 +111,11 @@ class DtlsServer:
             timing=Timing(cfg.handshake_timeout, cfg.retransmit_ms, cfg.mtu))
         self._cookies = CookieJar(cfg.cookie_lifetime)
         self._sessions: OrderedDict[Hashable, _PeerSession] = OrderedDict()
+        # Half-open handshakes, oldest first, and how many each source holds.
         self._handshakes: dict[Hashable, _PeerSession] = {}
+        self._half_open: dict[Hashable, int] = {}
+        # What a flood makes us say: once per interval and kind, then a count.
+        self._pressure_log = LogThrottle(log, interval=60.0, burst=1)
         self._timers: list[tuple[float, int, _PeerSession]] = []
         self._seq = itertools.count()
         self._out: list[tuple[bytes, Hashable]] = []
@@ -140,6 +174,8 @@ class DtlsServer:
                 random = client_hello_random(data)
                 if random is not None and random != sess.hello_random:
                     return self._client_hello(data, peer, now, replacing=sess)
+            if sess.state is SessionState.HANDSHAKING and has_protected_handshake(data):
+                sess.check_finished = True
             sess.feed(data, records)
             return self._process(sess, now)
         if not hello:
@@ -166,15 +202,36 @@ class DtlsServer:
             self._drop(replacing)
             events.append(SessionClosed(peer, "replaced by a new handshake from the same address",
                                         established=was_up))
-        if (len(self._handshakes) >= cfg.max_handshakes
-                or len(self._handshakes) + len(self._sessions) >= cfg.max_sessions):
-            self.stats.refused_full += 1
-            log.warning("DTLS: refusing handshake from %r: limits reached", peer)
+        source = source_of(peer)
+        if self._half_open.get(source, 0) >= cfg.max_handshakes_per_address:
+            self.stats.refused_per_address += 1
+            self._pressure_log.warning(
+                "per-address", "DTLS: refusing handshakes from %s: %d already in progress "
+                "from there", source, cfg.max_handshakes_per_address)
             return events
+        if len(self._sessions) >= cfg.max_sessions:
+            # Established sessions are never given up for a handshake.
+            self.stats.refused_full += 1
+            self._pressure_log.warning("full", "DTLS: refusing handshakes: %d sessions, the "
+                                       "limit", len(self._sessions))
+            return events
+        # Stalled handshakes make way for new ones, oldest first.
+        while self._handshakes and (
+                len(self._handshakes) >= cfg.max_handshakes
+                or len(self._handshakes) + len(self._sessions) >= cfg.max_sessions):
+            oldest = next(iter(self._handshakes.values()))
+            self.stats.handshakes_evicted += 1
+            self._pressure_log.warning(
+                "evicting", "DTLS: %d handshakes in progress (limit %d): the oldest make "
+                "way for new ones", len(self._handshakes), cfg.max_handshakes)
+            self._drop(oldest)
+            events.append(SessionClosed(oldest.peer, "handshake given up for a newer one",
+                                        established=False))
         server_rpk = self._ctx.chooses_certificate_type and dtls_hello_accepts_server_rpk(data)
-        sess = _PeerSession(self._ctx, prestate, peer, client_hello_random(data), now,
+        sess = _PeerSession(self._ctx, prestate, peer, source, client_hello_random(data), now,
                             server_rpk)
         self._handshakes[peer] = sess
+        self._half_open[sess.source] = self._half_open.get(sess.source, 0) + 1
         self.stats.handshakes_started += 1
         sess.feed(data)
         events.extend(self._process(sess, now))
@@ -188,16 +245,19 @@ class DtlsServer:
                 done = sess.drive(now)
             except SecurityError as exc:
                 self._collect(sess)
+                offered = sess.offered_identity
                 self._drop(sess)
                 self.stats.handshakes_failed += 1
-                log.info("DTLS handshake with %r failed: %s", peer, exc.reason)
-                events.append(SessionClosed(peer, exc.reason, exc, established=False))
+                # Reported (and logged, throttled) by whoever takes the event.
+                log.debug("DTLS handshake with %r failed: %s", peer, exc.reason)
+                events.append(SessionClosed(peer, exc.reason, exc, established=False,
+                                            offered=offered))
                 return events
             self._collect(sess)
             if not done:
                 self._arm(sess)
                 return events
-            del self._handshakes[peer]
+            self._forget_handshake(sess)
             self._sessions[peer] = sess
             sess.last_activity = now
             self.stats.handshakes_completed += 1
@@ -324,9 +384,19 @@ class DtlsServer:
         peer = sess.peer
         if self._sessions.get(peer) is sess:
             del self._sessions[peer]
-        if self._handshakes.get(peer) is sess:
-            del self._handshakes[peer]
+        self._forget_handshake(sess)
         sess.free()
+
+    def _forget_handshake(self, sess: _PeerSession) -> None:
+        peer = sess.peer
+        if self._handshakes.get(peer) is not sess:
+            return
+        del self._handshakes[peer]
+        left = self._half_open.get(sess.source, 0) - 1
+        if left > 0:
+            self._half_open[sess.source] = left
+        else:
+            self._half_open.pop(sess.source, None)
 
     def close(self) -> None:
         """close_notify to every peer, then free all native state (call ``outgoing`` after).

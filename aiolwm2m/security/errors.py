@@ -32,6 +32,16 @@ class UnknownIdentity(HandshakeFailed):
     """The peer named a PSK identity, raw public key or certificate we do not know."""
 
 
+class WrongKey(HandshakeFailed):
+    """The peer's Finished did not verify under the key of the PSK identity it offered:
+    its key is not ours. DTLS drops such records silently, so without this a wrong key
+    only shows up as a handshake timeout."""
+
+
+class PeerAlert(HandshakeFailed):
+    """The peer ended the handshake with a fatal alert."""
+
+
 class CertificateRejected(HandshakeFailed):
     """The peer's certificate or raw public key failed verification."""
 

@@ -35,12 +35,15 @@ class SessionClosed:
     """The session with ``peer`` is gone; ``error`` says why when it was not a clean close.
 
     ``established`` is False when the handshake never completed (failed, timed out, replaced).
+    ``offered`` is who a peer whose handshake failed claimed to be (the PSK identity it
+    offered, the key or certificate it presented), for the operator's report.
     """
 
     peer: Hashable
     reason: str
     error: SecurityError | None = None
     established: bool = True
+    offered: PeerIdentity | None = None
 
 
 Event = ApplicationData | HandshakeCompleted | SessionClosed

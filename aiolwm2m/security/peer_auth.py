@@ -13,17 +13,38 @@ from .context import EndpointContext
 from .credentials import IdentityKind, PeerIdentity
 from .errors import CertificateRejected, UnknownIdentity
 from .gnutls_ffi import GNUTLS_CRT_RAWPK, GNUTLS_CRT_X509, GNUTLS_CTYPE_PEERS, ffi, lib
+from .x509 import x509_identity
 
 
-def certificate_peer_identity(session: Any, ctx: EndpointContext) -> PeerIdentity:
-    """The identity the peer proved, or CertificateRejected / UnknownIdentity."""
+def _presented(session: Any) -> tuple[list[bytes], int]:
+    """The peer's certificate chain (or raw public key) as DER, and its type."""
     g = lib()
     count = ffi.new("unsigned int *")
     peers = g.gnutls_certificate_get_peers(session, count)
     if peers == ffi.NULL or count[0] == 0:
-        raise CertificateRejected("the peer sent no certificate or raw public key")
+        return [], 0
     chain = [ffi.buffer(peers[i].data, peers[i].size)[:] for i in range(count[0])]
-    ctype = g.gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS)
+    return chain, g.gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS)
+
+
+def presented_identity(session: Any) -> PeerIdentity | None:
+    """Who a refused peer's key or certificate names, unverified: for reports only."""
+    try:
+        chain, ctype = _presented(session)
+        if ctype == GNUTLS_CRT_RAWPK:
+            return PeerIdentity(IdentityKind.RPK, rpk_spki_der=chain[0])
+        if ctype == GNUTLS_CRT_X509:
+            return x509_identity(chain[:1])
+    except Exception:  # an unparseable certificate is reported without a name
+        return None
+    return None
+
+
+def certificate_peer_identity(session: Any, ctx: EndpointContext) -> PeerIdentity:
+    """The identity the peer proved, or CertificateRejected / UnknownIdentity."""
+    chain, ctype = _presented(session)
+    if not chain:
+        raise CertificateRejected("the peer sent no certificate or raw public key")
     if ctype == GNUTLS_CRT_RAWPK:
         spki = chain[0]
         if ctx.server:

@@ -39,6 +39,18 @@ def well_framed(datagram: bytes) -> bool:
     return record_count(datagram) > 0
 
 
+def has_protected_handshake(datagram: bytes) -> bool:
+    """Whether the datagram holds a handshake record of epoch 1 or later: in a handshake,
+    the peer's Finished, the first record protected with the negotiated keys. Only called
+    on datagrams that passed ``record_count``."""
+    pos, end = 0, len(datagram)
+    while pos + RECORD_HEADER <= end:
+        if datagram[pos] == HANDSHAKE and (datagram[pos + 3] or datagram[pos + 4]):
+            return True
+        pos += RECORD_HEADER + int.from_bytes(datagram[pos + 11 : pos + 13], "big")
+    return False
+
+
 def is_initial_client_hello(datagram: bytes) -> bool:
     """An epoch-0 handshake record whose message is a ClientHello (handshake type 1)."""
     return (len(datagram) > RECORD_HEADER + HANDSHAKE_HEADER

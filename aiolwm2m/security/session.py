@@ -28,12 +28,15 @@ from .errors import (
     MessageTooLarge,
     NoApplicationProtocol,
     NotEstablished,
+    PeerAlert,
     SecurityError,
     SessionClosedError,
     UnknownIdentity,
+    WrongKey,
 )
 from .gnutls_ffi import (
     GNUTLS_A_ACCESS_DENIED,
+    GNUTLS_A_DECRYPT_ERROR,
     GNUTLS_A_NO_APPLICATION_PROTOCOL,
     GNUTLS_A_UNKNOWN_PSK_IDENTITY,
     GNUTLS_AL_FATAL,
@@ -52,7 +55,7 @@ from .gnutls_ffi import (
     strerror,
     take_datum,
 )
-from .peer_auth import certificate_peer_identity
+from .peer_auth import certificate_peer_identity, presented_identity
 
 #: The shortest pause between two drives of a handshake that is waiting on the peer.
 MIN_RETRY = 0.05
@@ -86,8 +89,8 @@ class SecureSession:
     """Shared machinery of the datagram and stream sessions; not used directly."""
 
     __slots__ = ("_ctx", "_expires", "_gnutls_session", "_handle", "_in", "_out", "_records",
-                 "_starved", "close_error", "deadline", "failure", "identity",
-                 "psk_identity_offered", "resumed", "state")
+                 "_starved", "check_finished", "close_error", "deadline", "failure",
+                 "identity", "offered_certificate", "psk_identity_offered", "resumed", "state")
     _in: Any  # the subclass's input queue: list of datagrams or bytearray of stream bytes
     _out: list[bytes]
 
@@ -110,6 +113,11 @@ class SecureSession:
         self._expires: float | None = None
         self.resumed = False
         self.psk_identity_offered: bytes | None = None
+        #: The raw public key or certificate the peer presented and we refused.
+        self.offered_certificate: PeerIdentity | None = None
+        #: Set (server side) when the input fed holds the peer's Finished: if GnuTLS then
+        #: discards a record, the Finished did not verify (see ``drive``).
+        self.check_finished = False
         try:
             ctx.configure(s, server_rpk)
         except BaseException:
@@ -165,6 +173,11 @@ class SecureSession:
         if self._expires is None:
             self._expires = now + self._ctx.timing.handshake_timeout
         g = lib()
+        check_finished = self.check_finished
+        discarded = 0
+        if check_finished:
+            self.check_finished = False
+            discarded = g.gnutls_record_get_discarded(self._gnutls_session)
         for _ in range(8):
             rc = g.gnutls_handshake(self._gnutls_session)
             if rc == 0:
@@ -174,6 +187,9 @@ class SecureSession:
                 break
             if g.gnutls_error_is_fatal(rc) or rc == GNUTLS_E_TIMEDOUT:
                 self._fail_handshake(rc)
+        if (check_finished and self.psk_identity_offered is not None
+                and g.gnutls_record_get_discarded(self._gnutls_session) > discarded):
+            self._fail_wrong_key()
         if now >= self._expires:
             self._fail(self._timeout_error())
         if self._ctx.datagram:
@@ -203,13 +219,26 @@ class SecureSession:
         self.close_error = error
         raise error
 
+    def _fail_wrong_key(self) -> None:
+        """The peer's Finished arrived after its PSK identity and GnuTLS discarded it: the
+        record did not decrypt under that identity's key. DTLS would have us wait for a
+        retransmission that cannot verify either, until the handshake times out; end it
+        now, telling the peer (decrypt_error, RFC 5246 7.2.2), so both sides know at once.
+        (A forged record could end a handshake this way only from the client's address,
+        in the moment between its key exchange and its Finished, which share a flight.)"""
+        g = lib()
+        g.gnutls_alert_send(self._gnutls_session, GNUTLS_AL_FATAL, GNUTLS_A_DECRYPT_ERROR)
+        identity = self.psk_identity_offered or b""
+        self._fail(WrongKey(f"the Finished did not verify with the key of PSK identity "
+                            f"{identity[:64]!r} (wrong key)"))
+
     def _fail_handshake(self, rc: int) -> None:
         g = lib()
         error = self.failure
         if rc == GNUTLS_E_FATAL_ALERT_RECEIVED:
             text = f"peer sent fatal alert: {_alert_text(self._gnutls_session)}"
             if error is None:
-                error = HandshakeFailed(text, rc)
+                error = PeerAlert(text, rc)
         elif rc == GNUTLS_E_TIMEDOUT:
             error = self._timeout_error()
         elif isinstance(error, UnknownIdentity) and self.psk_identity_offered is not None:
@@ -301,11 +330,20 @@ class SecureSession:
             self.identity = self._certificate_identity()
         except SecurityError as exc:
             self.failure = exc
+            self.offered_certificate = presented_identity(self._gnutls_session)
             return False
         except Exception as exc:  # a store error must not escape into C
             self.failure = HandshakeFailed(f"peer verification failed: {exc!r}")
             return False
         return True
+
+    @property
+    def offered_identity(self) -> PeerIdentity | None:
+        """Who the peer claimed to be, for reporting a failed handshake: the PSK identity
+        it offered (its first 64 bytes) or the key or certificate it presented."""
+        if self.psk_identity_offered is not None:
+            return PeerIdentity(IdentityKind.PSK, psk_identity=self.psk_identity_offered[:64])
+        return self.offered_certificate
 
     def _certificate_identity(self) -> PeerIdentity:
         return certificate_peer_identity(self._gnutls_session, self._ctx)

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
+from aiolwm2m.coap.reassembly_limits import DEFAULT_REASSEMBLY_LIMITS, ReassemblyLimits
+from aiolwm2m.coap.tcp_connection import DEFAULT_TCP_PARAMETERS, TcpParameters
+from aiolwm2m.security.config import DEFAULT_DTLS_SERVER_CONFIG, DtlsServerConfig
 from aiolwm2m.security.credentials import RpkCredentials, X509Credentials
+from aiolwm2m.transport.stream_limits import DEFAULT_STREAM_LIMITS, StreamLimits
 
 
 @dataclass
@@ -22,6 +26,21 @@ class ServerConfig:
     #: TCP ports for coap+tcp:// and coaps+tcp:// (RFC 8323); None leaves them off.
     tcp_port: int | None = None
     tls_port: int | None = None
+    #: RFC 8323 settings of those connections (Max-Message-Size, CSM and frame timeouts).
+    tcp_parameters: TcpParameters = DEFAULT_TCP_PARAMETERS
+    #: What a TCP/TLS peer may hold: idle timeout of connections without a registration,
+    #: TLS handshake timeout, connection caps per listener and per address. The caps are
+    #: lowered at start to fit the process's open-files limit.
+    tcp_limits: StreamLimits = DEFAULT_STREAM_LIMITS
+    #: At start, check over loopback that every listener answers (a CSM on TCP, a
+    #: ClientHello on TLS/DTLS, a ping on UDP) and fail start() if one does not.
+    check_listeners: bool = True
+    #: The DTLS server's limits: sessions, half-open handshakes in all and per source
+    #: address (a new handshake replaces the oldest half-open one when all are taken).
+    dtls_limits: DtlsServerConfig = DEFAULT_DTLS_SERVER_CONFIG
+    #: Block1 reassembly budgets of each transport (bytes per transport, per registered or
+    #: authenticated peer, per other peer); see ``aiolwm2m.coap.reassembly_limits``.
+    reassembly: ReassemblyLimits = DEFAULT_REASSEMBLY_LIMITS
     dtls_rpk: RpkCredentials | None = None
     dtls_x509: X509Credentials | None = None
     #: Where the SQLite database lives; ``store="memory"`` keeps nothing on disk.
@@ -33,6 +52,21 @@ class ServerConfig:
     lwm2m_versions: frozenset[str] = frozenset({"1.0", "1.1"})
     default_lifetime: int = 86400
     min_lifetime: int = 1
+    #: Most object and object-instance links one Register/Update may list (4.13 beyond).
+    #: Gateways list an instance per child device (1,000 children with 8 objects each is
+    #: 8,000); every registration's list is kept in memory and its parse costs ~3 ms per
+    #: 1,000 entries, so 10,000 leaves room for big gateways while bounding both.
+    max_objects_per_registration: int = 10_000
+    #: Largest Register/Update object list in bytes (4.13 beyond): 10,000 links of
+    #: ``</65535/65534>,`` with a few ``ver=`` take ~160 KiB.
+    max_registration_payload: int = 256 * 1024
+    #: NoSec registrations are bound to the address they registered from: an Update or
+    #: De-register from elsewhere gets 4.04 (whoever learnt /rd/{id} could otherwise move
+    #: the registration to itself). True also takes a NoSec Update from a new address (same
+    #: transport) when it names the registration's endpoint (``ep=``), for clients behind
+    #: a NAT that rebinds their port; the name is then the only check, so leave it off
+    #: unless such clients cannot simply register again.
+    allow_address_change: bool = False
     #: How long a queue-mode client stays reachable after it last spoke (TS default:
     #: MAX_TRANSMIT_WAIT, 93 s).
     awake_time: float = 93.0
@@ -46,6 +80,19 @@ class ServerConfig:
     clock: Callable[[], float] = time.time
     #: Run the lifetime / queue timers as background tasks (tests drive them by hand).
     run_timers: bool = True
+    #: Largest HTTP request body the REST API reads (413 above it); 2 MiB holds a 1 MiB
+    #: Opaque value as base64 JSON (1 MiB is what our client takes block-wise by default).
+    http_max_body: int = 2 << 20
+    #: Largest raw body of ``POST /api/clients/{ep}/write-opaque`` (firmware images),
+    #: held in memory while it is sent to the device.
+    http_max_upload: int = 16 << 20
+    #: Who may read ``/metrics``: "open", "loopback-or-token" (requests from 127.0.0.1/::1,
+    #: or with an API token; behind a reverse proxy on the same host use "token") or "token".
+    metrics_access: str = "loopback-or-token"
+    #: How far a server-sent-events subscriber may fall behind (events and encoded bytes)
+    #: before it is dropped with an ``event: dropped`` line; the buffer is shared by all.
+    sse_max_events: int = 1000
+    sse_max_bytes: int = 4 << 20
 
     @property
     def database(self) -> Path:

@@ -133,7 +133,8 @@ class ObservationManager:
             return response
         paths = (op.path,) if isinstance(op, ObserveRequest) else op.paths
         record = Observation(msg.token, reg.id, reg.endpoint, tuple(str(p) for p in paths),
-                             isinstance(op, ObserveCompositeRequest), op.format, now)
+                             isinstance(op, ObserveCompositeRequest), op.format, now,
+                             response.format)
         self.active[msg.token] = _Active(record, exchange, transport, template)
         await self.store.add(record)
         return response

@@ -3,6 +3,19 @@
 A queue-mode client is reachable for ``awake_time`` after it last spoke (Register, Update,
 Send, a notification). Requests for it while it sleeps are stored with a TTL and sent, in
 order, the next time it wakes; each request's result is stored and announced.
+
+Delivery is **at least once**. A queued request stays pending until its response is
+stored; if the server stops (or crashes) after sending it and before storing the result,
+the request is still pending after the restart and is sent again when the client next
+wakes. Reads, Discovers, Observes and Writes of the same values are harmless twice; an
+Execute (say, a reboot or a firmware update) or a Create may not be.
+
+For those, queue the request **at most once** (``server.send(..., at_most_once=True)``,
+``?at_most_once=true`` in the REST API): before it is sent, it is marked ``in-flight`` and
+that mark is committed. A request found ``in-flight`` when the server starts is not sent
+again but finished as ``failed`` with ``{"outcome": "unknown"}``: the client may or may not
+have carried it out, and the operator decides. A request whose mark cannot be committed
+(the store failed) stays pending and is tried at the client's next wake.
 """
 
 from __future__ import annotations
@@ -22,7 +35,14 @@ from aiolwm2m.lwm2m.operations import (
     response_to_dict,
 )
 from aiolwm2m.store.interfaces import QueueStore
-from aiolwm2m.store.records import DONE, EXPIRED, FAILED, QueuedRequest, Registration
+from aiolwm2m.store.records import (
+    DONE,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    QueuedRequest,
+    Registration,
+)
 
 from .config import ServerConfig
 from .deadlines import Deadlines
@@ -31,6 +51,12 @@ from .events import Awake, Event, QueuedRequestFinished, Sleeping
 log = logging.getLogger(__name__)
 
 Sender = Callable[[Registration, Operation], Awaitable[Response]]
+
+
+#: The result of an at-most-once request found in flight at a restart.
+UNKNOWN_OUTCOME: dict[str, object] = {
+    "error": "unknown outcome: the server stopped while this at-most-once request was in "
+             "flight; it was not sent again", "outcome": "unknown"}
 
 
 class QueueExpired(Exception):
@@ -53,6 +79,16 @@ class QueueMode:
         self.depth = 0
 
     async def load(self) -> None:
+        """After a restart: at-most-once requests caught in flight are finished as failed,
+        of unknown outcome (never sent again)."""
+        now = self.config.clock()
+        for request in await self.store.in_flight():
+            done = await self.store.finish(request.id, FAILED, dict(UNKNOWN_OUTCOME), now)
+            log.warning("queued request %s for %s was in flight when the server stopped; "
+                        "marked failed (unknown outcome), not sent again", request.id,
+                        request.endpoint)
+            if done is not None:
+                self.emit(QueuedRequestFinished(done))
         self.depth = await self.store.depth()
 
     def is_awake(self, reg: Registration) -> bool:
@@ -79,15 +115,17 @@ class QueueMode:
             if reg is not None:
                 self.emit(Sleeping(reg))
 
-    async def enqueue(self, reg: Registration, op: Operation, ttl: float | None = None
-                      ) -> QueuedRequest:
+    async def enqueue(self, reg: Registration, op: Operation, ttl: float | None = None, *,
+                      at_most_once: bool = False) -> QueuedRequest:
         now = self.config.clock()
         request = QueuedRequest(
             id=secrets.token_urlsafe(9), endpoint=reg.endpoint, operation=operation_to_dict(op),
-            created_at=now, expires_at=now + (self.config.queue_ttl if ttl is None else ttl))
+            created_at=now, expires_at=now + (self.config.queue_ttl if ttl is None else ttl),
+            at_most_once=at_most_once)
         await self.store.push(request)
         self.depth += 1
-        log.info("queued %s for sleeping %s as %s", describe(op), reg.endpoint, request.id)
+        log.info("queued %s for sleeping %s as %s%s", describe(op), reg.endpoint, request.id,
+                 " (at most once)" if at_most_once else "")
         return request
 
     def waiter(self, request_id: str) -> asyncio.Future[Response]:
@@ -105,6 +143,16 @@ class QueueMode:
                 if request.expires_at <= now:
                     await self._finish(request, EXPIRED, None, None, QueueExpired(request.id))
                     continue
+                if request.at_most_once:
+                    try:
+                        started = await self.store.start(request.id, now)
+                    except Exception as e:
+                        log.warning("cannot record queued request %s as in flight (%s); it "
+                                    "stays queued until %s wakes again", request.id, e,
+                                    reg.endpoint)
+                        return
+                    if started is None:
+                        continue  # finished meanwhile (expired)
                 try:
                     op = operation_from_dict(request.operation)
                     response = await self.sender(reg, op)
@@ -123,7 +171,7 @@ class QueueMode:
     async def _finish(self, request: QueuedRequest, state: str, result: dict[str, object] | None,
                       response: Response | None, error: BaseException | None) -> None:
         done = await self.store.finish(request.id, state, result, self.config.clock())
-        if done is not None and request.state == "pending":
+        if done is not None and request.state == PENDING:
             self.depth = max(0, self.depth - 1)
         fut = self._waiters.pop(request.id, None)
         if fut is not None and not fut.done():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple, Protocol
 
 from mypy_extensions import mypyc_attr
@@ -23,21 +25,46 @@ from .registration_params import (
     parse_update,
 )
 
+log = logging.getLogger(__name__)
+
+#: What a peer hears when its Update or De-register names no registration it may act on:
+#: the same words and code (4.04) whether the id is unknown or belongs to someone else, so
+#: a refusal confirms nothing to a guesser, and a client whose address really changed
+#: registers again, as clients do when an Update gets 4.04.
+NO_REGISTRATION = "no such registration"
+
 
 class Origin(NamedTuple):
     """Where a registration request came from: the transport, the peer address and the
-    identity the transport authenticated (None for NoSec). A named tuple, not a frozen
-    dataclass: one is made per request, and frozen dataclasses are slow to build."""
+    principal the transport authenticated (``aiolwm2m.principals``; None for NoSec). A
+    named tuple, not a frozen dataclass: one is made per request, and frozen dataclasses
+    are slow to build."""
 
     transport: str
     address: Address
     identity: str | None = None
 
 
+def describe_peer(origin: Origin) -> str:
+    """``host:port``, with ``as <principal>`` for an authenticated peer (logs only)."""
+    where = f"{origin.address[0]}:{origin.address[1]}"
+    return where if origin.identity is None else f"{where} as {origin.identity}"
+
+
+class Denial(NamedTuple):
+    """An authorizer's refusal, answered with 4.03: ``reason`` is the refusal token
+    (``aiolwm2m.server.refusals``), ``detail`` the operator's explanation (may name
+    identities), ``message`` the few words the peer gets (never naming identities)."""
+
+    reason: str
+    detail: str
+    message: str = "forbidden"
+
+
 class Authorizer(Protocol):
     def authorize(self, endpoint: str, origin: Origin,
-                  current: Registration | None) -> str | None:
-        """None to accept, or the reason to refuse (answered with 4.03)."""
+                  current: Registration | None) -> Denial | None:
+        """None to accept, or why to refuse (answered with 4.03)."""
 
 
 # Compiled (aiolwm2m.compiled), yet subclassed by authorizers that are not.
@@ -47,10 +74,12 @@ class DefaultAuthorizer:
     identity can only be registered again by that same identity."""
 
     def authorize(self, endpoint: str, origin: Origin,
-                  current: Registration | None) -> str | None:
+                  current: Registration | None) -> Denial | None:
         if current is not None and current.identity is not None and (
                 current.identity != origin.identity):
-            return f"endpoint {endpoint!r} is bound to another identity"
+            return Denial("wrong-identity",
+                          f"endpoint {endpoint!r} is bound to {current.identity}, not to "
+                          f"{origin.identity or 'an unauthenticated peer'}")
         return None
 
 
@@ -135,7 +164,9 @@ class Registry:
         key = (reg.lwm2m_version, reg.content_formats, reg.root_path, reg.objects)
         ctx = self._contexts.get(key)
         if ctx is None:
-            versions = {o.object_id: o.version for o in reg.objects if o.version is not None}
+            # The version each listed object was announced in; none announced means 1.0.
+            versions = {o.object_id: o.version or "1.0" for o in reg.objects
+                        if o.instance_id is None}
             ctx = DeviceContext.for_client(self.model, reg.lwm2m_version, reg.content_formats,
                                            reg.root_path, versions)
             if len(self._contexts) >= 1024:
@@ -152,13 +183,20 @@ class Registry:
                  origin: Origin) -> tuple[Registration, Registration | None, Commit]:
         """Register; the new registration is live at once and durable when the returned
         commit completes (the caller holds the 2.01 until then)."""
-        params = parse_register(query, payload, content_format,
-                                accepted_versions=self.config.lwm2m_versions,
-                                default_lifetime=self.config.default_lifetime)
+        try:
+            params = parse_register(query, payload, content_format,
+                                    accepted_versions=self.config.lwm2m_versions,
+                                    default_lifetime=self.config.default_lifetime,
+                                    max_objects=self.config.max_objects_per_registration,
+                                    max_payload=self.config.max_registration_payload)
+        except RegistrationError as e:
+            e.endpoint = _endpoint_in(query)
+            raise
         current = self.by_endpoint.get(params.endpoint)
-        refusal = self.authorizer.authorize(params.endpoint, origin, current)
-        if refusal is not None:
-            raise RegistrationError(Code.FORBIDDEN, refusal)
+        denial = self.authorizer.authorize(params.endpoint, origin, current)
+        if denial is not None:
+            raise RegistrationError(Code.FORBIDDEN, denial.message, reason=denial.reason,
+                                    detail=denial.detail, endpoint=params.endpoint)
         lifetime = max(params.lifetime, self.config.min_lifetime)
         now = self.config.clock()
         links = params.object_links
@@ -181,9 +219,16 @@ class Registry:
         """Update; live at once, durable when the returned commit completes."""
         current = self.by_id.get(registration_id)
         if current is None:
-            raise RegistrationError(Code.NOT_FOUND, f"no registration {registration_id}")
-        self._check_owner(current, origin)
-        params = parse_update(query, payload, content_format, current.lwm2m_version)
+            raise _unknown(registration_id)
+        self._check_owner(current, origin, query)
+        try:
+            params = parse_update(query, payload, content_format, current.lwm2m_version,
+                                  current.endpoint,
+                                  max_objects=self.config.max_objects_per_registration,
+                                  max_payload=self.config.max_registration_payload)
+        except RegistrationError as e:
+            e.endpoint = current.endpoint
+            raise
         changes: dict[str, object] = {"updated_at": self.config.clock(),
                                       "address": origin.address}
         if params.lifetime is not None:
@@ -220,8 +265,8 @@ class Registry:
     async def deregister(self, registration_id: str, origin: Origin) -> Registration:
         current = self.by_id.get(registration_id)
         if current is None:
-            raise RegistrationError(Code.NOT_FOUND, f"no registration {registration_id}")
-        self._check_owner(current, origin)
+            raise _unknown(registration_id)
+        self._check_owner(current, origin, ())
         # Store and index change together, before the commit is waited for: a request
         # arriving meanwhile sees the registration gone in both.
         _, commit = self.store.remove_nowait(registration_id)
@@ -230,10 +275,29 @@ class Registry:
             await commit
         return current
 
-    def _check_owner(self, reg: Registration, origin: Origin) -> None:
-        if reg.identity is not None and reg.identity != origin.identity:
-            raise RegistrationError(Code.FORBIDDEN,
-                                    f"registration {reg.id} belongs to another identity")
+    def _check_owner(self, reg: Registration, origin: Origin, query: Sequence[str]) -> None:
+        """Only the registration's own client may Update or De-register it: over the same
+        transport, and as the same authenticated identity (from any address: DTLS and TLS
+        prove who it is) or, for NoSec, from the same address. With
+        ``allow_address_change`` a NoSec Update from a new address is taken when it names
+        the registration's endpoint (``ep=``), for clients behind a NAT that rebinds."""
+        if reg.transport != origin.transport:
+            raise _not_owner(reg, "wrong-transport",
+                             f"registered over {reg.transport}, asked over {origin.transport}"
+                             f" from {describe_peer(origin)}")
+        if reg.identity is not None:
+            if reg.identity != origin.identity:
+                raise _not_owner(reg, "wrong-identity",
+                                 f"bound to {reg.identity}, asked from "
+                                 f"{describe_peer(origin)}")
+        elif reg.address != origin.address:
+            if not (self.config.allow_address_change and f"ep={reg.endpoint}" in query):
+                raise _not_owner(reg, "not-owner",
+                                 f"registered from {reg.address[0]}:{reg.address[1]}, asked "
+                                 f"from {describe_peer(origin)}")
+            log.info("%s (registration %s) moved from %s:%s to %s:%s over %s", reg.endpoint,
+                     reg.id, reg.address[0], reg.address[1], origin.address[0],
+                     origin.address[1], reg.transport)
 
     async def expire_due(self) -> list[Registration]:
         """Remove the registrations whose lifetime has passed; returns them once the
@@ -256,6 +320,24 @@ class Registry:
         if commits:
             await asyncio.gather(*commits)
         return gone
+
+
+def _unknown(registration_id: str) -> RegistrationError:
+    return RegistrationError(Code.NOT_FOUND, NO_REGISTRATION, reason="unknown-registration",
+                             detail=f"no registration {registration_id[:40]!r}")
+
+
+def _not_owner(reg: Registration, reason: str, detail: str) -> RegistrationError:
+    return RegistrationError(Code.NOT_FOUND, NO_REGISTRATION, reason=reason,
+                             detail=f"registration {reg.id}: {detail}", endpoint=reg.endpoint)
+
+
+def _endpoint_in(query: Sequence[str]) -> str | None:
+    """The ep= of a Register that failed to parse, for the operator's log (shortened)."""
+    for item in query:
+        if item.startswith("ep="):
+            return item[3:67]
+    return None
 
 
 def _settle(commit: Commit) -> None:

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 class PeerIdentities(Protocol):
-    def identity_of(self, remote: tuple[object, ...]) -> str | None: ...
+    def identity_of(self, remote: tuple[object, ...]) -> str | None:
+        """The principal the transport authenticated for ``remote``
+        (``aiolwm2m.principals``), None for NoSec."""
 
 
 def origin_of(request: Message, transport: str, identities: PeerIdentities) -> Origin:

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from aiolwm2m.security.credentials import PeerIdentity
 from aiolwm2m.store.interfaces import SecurityStore
-from aiolwm2m.store.records import Registration, SecurityInfo
+from aiolwm2m.store.records import Registration
 
-from .registry import DefaultAuthorizer, Origin
-
-
-def expected_identity(info: SecurityInfo) -> str:
-    """The identity string a transport reports for a peer holding ``info``'s credentials."""
-    if info.psk_identity is not None:
-        return "psk:" + info.psk_identity.decode("utf-8", "backslashreplace")
-    if info.rpk_public_key is not None:
-        return "rpk:" + hashlib.sha256(info.rpk_public_key).hexdigest()
-    return "x509:" + (info.x509_identity or "")
+from .registry import DefaultAuthorizer, Denial, Origin
 
 
 class StoreCredentialLookup:
@@ -49,15 +38,21 @@ class SecurityAuthorizer(DefaultAuthorizer):
         self.store = store
 
     def authorize(self, endpoint: str, origin: Origin,
-                  current: Registration | None) -> str | None:
+                  current: Registration | None) -> Denial | None:
+        # The peer hears "forbidden" or "authentication required", never which identity an
+        # endpoint wants: that would let anyone list the PSK identities of a fleet.
         info = self.store.get(endpoint)
         if info is not None:
-            wanted = expected_identity(info)
+            wanted = info.principal
+            if origin.identity is None:
+                return Denial("authentication-required",
+                              f"endpoint {endpoint!r} has credentials ({wanted}) and came "
+                              "without security", "authentication required")
             if origin.identity != wanted:
-                how = "without security" if origin.identity is None else (
-                    f"as {origin.identity}")
-                return f"endpoint {endpoint!r} must authenticate as {wanted}, not {how}"
+                return Denial("wrong-identity", f"endpoint {endpoint!r} must authenticate "
+                              f"as {wanted}, not as {origin.identity}")
         elif origin.identity is not None:
-            return (f"{origin.identity} has no credentials for endpoint {endpoint!r} "
-                    "(register them in the security store)")
+            return Denial("no-credentials",
+                          f"{origin.identity} has no credentials for endpoint {endpoint!r} "
+                          "(register them in the security store)")
         return super().authorize(endpoint, origin, current)

@@ -46,8 +46,10 @@ from aiolwm2m.store.interfaces import Commit, Stores
 from aiolwm2m.store.memory import MemoryStores
 from aiolwm2m.store.records import QueuedRequest, Registration
 from aiolwm2m.store.sqlite import SQLiteStores
+from aiolwm2m.store.sqlite_writer import WRITER_OK, SQLiteWriter
 from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.interface import Endpoint
+from aiolwm2m.transport.listener_probe import check_listeners
 from aiolwm2m.transport.site import HeldResponse, RenderResult, Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsServerSecurity
@@ -68,9 +70,10 @@ from .observations import ObservationManager, ObservingTransport
 from .queue_mode import QueueMode
 from .refusals import Refusals
 from .registration_params import RegistrationError
-from .registry import Authorizer, Origin, Registry
+from .registry import Authorizer, Origin, Registry, describe_peer
 from .resources import RegistrationInterface, SendInterface
 from .security_binding import SecurityAuthorizer, StoreCredentialLookup
+from .unknown_resources import UnknownResourceLog
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,13 @@ class LwM2MServer:
         self.events = EventBus()
         #: Refused requests by reason; each is also logged and emitted as a Refused event.
         self.refusals = Refusals(self.events.emit)
+        #: Resources clients sent that the model lacks for the version they announced.
+        self.unknown_resources = UnknownResourceLog()
         self.transports: dict[str, Endpoint] = {}
         self._timer_task: asyncio.Task[None] | None = None
+        #: The SQLite stores' writer process (None for other stores): its state and
+        #: restarts are reported by the health endpoint and the metrics.
+        self.store_writer: SQLiteWriter | None = None
         self.started = False
         #: Called after every request sent to a client: (operation, response or None,
         #: seconds, exception or None); the metrics hang here.
@@ -123,6 +131,8 @@ class LwM2MServer:
         else:
             stores = MemoryStores()
         self._stores = stores
+        if isinstance(stores, SQLiteStores):
+            self.store_writer = stores.writer
         self.registry = Registry(stores.registrations, cfg, self.model,
                                  self._authorizer or SecurityAuthorizer(stores.security))
         self.queue = QueueMode(stores.queue, cfg, self.events.emit, self._send_now)
@@ -140,6 +150,9 @@ class LwM2MServer:
             await self.add_tcp_transport("tcp", cfg.host, cfg.tcp_port)
         if cfg.tls_port is not None:
             await self.add_tcp_transport("tls", cfg.host, cfg.tls_port, tls=True)
+        if cfg.check_listeners:
+            # A bound port is not a working listener: ask each one over loopback.
+            await check_listeners(dict(self.transports))
         transports: dict[str, ObservingTransport] = dict(self.transports)
         resumed = await self.observations.resume(transports)
         if self.registry.by_id:
@@ -153,6 +166,7 @@ class LwM2MServer:
         site = Site()
         endpoint = await UdpEndpoint.create(host, port, site=site,
                                             params=self.config.transmission)
+        self._budget_reassembly(name, endpoint)
         site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
         site.add("dp", SendInterface(self, name, endpoint))
         self.transports[name] = endpoint
@@ -164,12 +178,33 @@ class LwM2MServer:
                                         rpk=cfg.dtls_rpk, x509=cfg.dtls_x509)
         site = Site()
         endpoint = await DtlsEndpoint.create(host, port, site=site, params=cfg.transmission,
-                                             server_credentials=credentials)
+                                             server_credentials=credentials,
+                                             dtls_config=cfg.dtls_limits)
         assert isinstance(endpoint, DtlsEndpoint)
+        self._budget_reassembly(name, endpoint)
+        endpoint.on_handshake_failure = functools.partial(self._dtls_refused, name)
         site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
         site.add("dp", SendInterface(self, name, endpoint))
         self.transports[name] = endpoint
         return endpoint
+
+    def _budget_reassembly(self, name: str, endpoint: UdpEndpoint) -> None:
+        """Block1 uploads get the configured budgets; registered or authenticated peers the
+        larger per-peer one (asked once per upload, not per request)."""
+        block1 = endpoint.dispatcher.block1
+        block1.limits = self.config.reassembly
+        block1.is_trusted = functools.partial(self._trusted_peer, name, endpoint)
+
+    def _trusted_peer(self, name: str, endpoint: UdpEndpoint, peer: Any) -> bool:
+        if endpoint.identity_of(peer) is not None:
+            return True
+        address = peer if len(peer) == 2 else (peer[0], peer[1])
+        return self.registry.id_for_address(name, address) is not None
+
+    def _dtls_refused(self, transport: str, peer: Any, identity: str | None, reason: str,
+                      detail: str) -> None:
+        self.refusals.refused(transport=transport, reason=reason, peer=f"{peer[0]}:{peer[1]}",
+                              detail=f"{identity or 'no identity offered'}: {detail}")
 
     async def add_tcp_transport(self, name: str, host: str, port: int, *, tls: bool = False
                                 ) -> TcpEndpoint:
@@ -182,12 +217,24 @@ class LwM2MServer:
                 StoreCredentialLookup(self.stores.security), psk=True, rpk=cfg.dtls_rpk,
                 x509=cfg.dtls_x509))
         site = Site()
-        endpoint = await TcpEndpoint.create(host, port, site=site, dial=False,
-                                            tls_server=security)
+        streams = (cfg.tcp_port is not None) + (cfg.tls_port is not None)
+        endpoint = await TcpEndpoint.create(
+            host, port, site=site, dial=False, tls_server=security, params=cfg.tcp_parameters,
+            limits=cfg.tcp_limits.fit_descriptors(max(1, streams)),
+            keep_idle=functools.partial(self._carries_registration, name),
+            on_refused=functools.partial(self._connection_refused, name))
         site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
         site.add("dp", SendInterface(self, name, endpoint))
         self.transports[name] = endpoint
         return endpoint
+
+    def _carries_registration(self, transport: str, peer: Any) -> bool:
+        """Registered devices may stay silent on their connection for their lifetime."""
+        return self.registry.id_for_address(transport, peer) is not None
+
+    def _connection_refused(self, transport: str, reason: str, peer: Any) -> None:
+        self.refusals.refused(transport=transport, reason=reason, peer=f"{peer[0]}:{peer[1]}",
+                              detail="connection closed at once: the cap is reached")
 
     def port_of(self, transport: str) -> int:
         return self.transports[transport].port
@@ -256,6 +303,8 @@ class LwM2MServer:
     async def tick(self) -> None:
         """Expire lifetimes, put idle queue-mode clients to sleep, expire queued requests."""
         for reg in await self.registry.expire_due():
+            if log.isEnabledFor(logging.INFO):
+                _log_registration("expired", reg, None)
             await self._ended(reg, "expired")
             self.events.emit(Expired(reg))
         self.queue.sleep_due()
@@ -268,11 +317,14 @@ class LwM2MServer:
     # no listener hears of a registration a crash could still lose.
 
     def _register(self, request: Message, origin: Origin) -> RenderResult:
+        writer = self.store_writer
+        if writer is not None and writer.state != WRITER_OK:
+            return self._store_unavailable(request, origin, writer)
         try:
             reg, replaced, commit = self.registry.register(
                 request.uri_query, request.payload, request.content_format, origin)
         except RegistrationError as e:
-            raise CoapRequestError(e.message, e.code) from None
+            raise self._refused(e, origin) from None
         response = request.response(Code.CREATED)
         response.location_path = ("rd", reg.id)
         if replaced is not None:
@@ -296,18 +348,23 @@ class LwM2MServer:
         return response
 
     def _registered(self, reg: Registration, replaced: Registration | None) -> None:
+        if log.isEnabledFor(logging.INFO):
+            _log_registration("registered", reg, replaced)
         if self.events.watched:
             self.events.emit(Registered(reg, replaced))
         if self.registry.by_id.get(reg.id) is reg:  # not replaced while it committed
             self.queue.woke(reg)
 
     def _update(self, registration_id: str, request: Message, origin: Origin) -> RenderResult:
+        writer = self.store_writer
+        if writer is not None and writer.state != WRITER_OK:
+            return self._store_unavailable(request, origin, writer)
         try:
             reg, previous, commit = self.registry.update(
                 registration_id, request.uri_query, request.payload, request.content_format,
                 origin)
         except RegistrationError as e:
-            raise CoapRequestError(e.message, e.code) from None
+            raise self._refused(e, origin) from None
         response = request.response(Code.CHANGED)
         if commit is None:
             self._updated(reg, previous)
@@ -316,6 +373,10 @@ class LwM2MServer:
                             functools.partial(self.registry.undo, reg, previous))
 
     def _updated(self, reg: Registration, previous: Registration) -> None:
+        # DEBUG, not INFO: every client updates every lifetime or so (a fleet of 100,000
+        # with lt=300 is 300+ a second, forever), which would bury everything else.
+        if log.isEnabledFor(logging.DEBUG):
+            _log_registration("updated", reg, None)
         if self.events.watched:
             self.events.emit(Updated(reg, previous))
         if self.registry.by_id.get(reg.id) is reg:  # not updated again or removed meanwhile
@@ -323,13 +384,36 @@ class LwM2MServer:
 
     async def _deregister(self, registration_id: str, request: Message, origin: Origin
                           ) -> Message:
+        writer = self.store_writer
+        if writer is not None and writer.state != WRITER_OK:
+            return self._store_unavailable(request, origin, writer)
         try:
             reg = await self.registry.deregister(registration_id, origin)
         except RegistrationError as e:
-            raise CoapRequestError(e.message, e.code) from None
+            raise self._refused(e, origin) from None
+        if log.isEnabledFor(logging.INFO):
+            _log_registration("deregistered", reg, None)
         await self._ended(reg, "deregistered")
         self.events.emit(Deregistered(reg))
         return request.response(Code.DELETED)
+
+    def _store_unavailable(self, request: Message, origin: Origin, writer: SQLiteWriter
+                           ) -> Message:
+        """5.03 with Max-Age while the store's writer restarts: the client retries when it
+        is back instead of waiting on a write that cannot commit yet."""
+        self.refusals.refused(transport=origin.transport, reason="store-unavailable",
+                              detail=writer.last_error or "", peer=describe_peer(origin))
+        response = request.response(Code.SERVICE_UNAVAILABLE, b"store restarting", 0)
+        # Until the next restart attempt, plus a second for the new process to start.
+        response.max_age = int(writer.retry_after()) + 1
+        return response
+
+    def _refused(self, e: RegistrationError, origin: Origin) -> CoapRequestError:
+        """Count and report a refused registration request; what the peer gets back."""
+        self.refusals.refused(transport=origin.transport, reason=e.reason,
+                              endpoint=e.endpoint, detail=e.detail,
+                              peer=describe_peer(origin))
+        return CoapRequestError(e.message, e.code)
 
     async def _ended(self, reg: Registration, reason: str) -> None:
         self.queue.forget(reg)
@@ -339,19 +423,28 @@ class LwM2MServer:
         rid = self.registry.id_for_address(origin.transport, origin.address)
         reg = self._registration_by_id(rid) if rid is not None else None
         if reg is None:
-            raise CoapRequestError("Send from a client that is not registered",
-                                   Code.NOT_FOUND)
+            raise self._refused(RegistrationError(
+                Code.NOT_FOUND, "Send from a client that is not registered",
+                reason="unknown-registration", detail="Send from an unregistered address"),
+                origin) from None
         if reg.identity is not None and reg.identity != origin.identity:
-            raise CoapRequestError("Send from another identity", Code.FORBIDDEN)
+            raise self._refused(RegistrationError(
+                Code.FORBIDDEN, "forbidden", reason="wrong-identity", endpoint=reg.endpoint,
+                detail=f"Send to registration {reg.id} bound to {reg.identity}"),
+                origin) from None
         fmt = request.content_format
         if fmt not in _SEND_FORMATS:
-            raise CoapRequestError(f"Send takes SenML JSON (110) or SenML CBOR (112), not "
-                                   f"{fmt}", Code.UNSUPPORTED_CONTENT_FORMAT)
+            raise self._refused(RegistrationError(
+                Code.UNSUPPORTED_CONTENT_FORMAT,
+                f"Send takes SenML JSON (110) or SenML CBOR (112), not {fmt}",
+                endpoint=reg.endpoint), origin) from None
         try:
             values = decode_timestamped(fmt, request.payload, ROOT,
                                         self.registry.context(reg).model)
         except LwM2MError as e:
-            raise CoapRequestError(f"bad Send payload: {e}", Code.BAD_REQUEST) from None
+            raise self._refused(RegistrationError(
+                Code.BAD_REQUEST, f"bad Send payload: {e}", endpoint=reg.endpoint),
+                origin) from None
         self.events.emit(SendReceived(reg, tuple(values)))
         self.queue.woke(reg)
         return request.response(Code.CHANGED)
@@ -411,28 +504,35 @@ class LwM2MServer:
             reply = await transport.request(msg, reg.address, timeout=timeout)
         except CoapError as e:
             raise RequestFailed(f"{op.kind} on {reg.endpoint}: {e}") from e
-        return decode_response(op, reply, ctx)
+        response = decode_response(op, reply, ctx)
+        if isinstance(response, ReadResponse | CompositeResponse) and response.unknown:
+            self.unknown_resources.report(reg.endpoint, ctx.model, response.unknown)
+        return response
 
     async def send(self, endpoint: str, op: Operation, *, timeout: float | None = None,
-                   queue_ttl: float | None = None) -> Response:
+                   queue_ttl: float | None = None, at_most_once: bool = False) -> Response:
         """Send ``op`` to the client and return its response.
 
         For a sleeping queue-mode client the request is queued and this waits until the
-        client wakes and answers (or the request's TTL passes: QueueExpired)."""
+        client wakes and answers (or the request's TTL passes: QueueExpired). Queued
+        requests are delivered at least once (sent again if the server restarts while
+        sending them); ``at_most_once=True`` never sends one twice (see
+        :mod:`aiolwm2m.server.queue_mode`)."""
         reg = self.registration(endpoint)
         if self.queue.is_awake(reg):
             return await self._send_now(reg, op, timeout)
-        queued = await self.queue.enqueue(reg, op, queue_ttl)
+        queued = await self.queue.enqueue(reg, op, queue_ttl, at_most_once=at_most_once)
         return await self.queue.waiter(queued.id)
 
     async def submit(self, endpoint: str, op: Operation, *, timeout: float | None = None,
-                     queue_ttl: float | None = None) -> Response | QueuedRequest:
+                     queue_ttl: float | None = None, at_most_once: bool = False
+                     ) -> Response | QueuedRequest:
         """Like :meth:`send`, but returns the queued request at once when the client
         sleeps (what the REST API answers with 202)."""
         reg = self.registration(endpoint)
         if self.queue.is_awake(reg):
             return await self._send_now(reg, op, timeout)
-        return await self.queue.enqueue(reg, op, queue_ttl)
+        return await self.queue.enqueue(reg, op, queue_ttl, at_most_once=at_most_once)
 
     async def send_or_queue(self, endpoint: str, op: Operation) -> Response:
         """Send now, or raise :class:`DeviceSleeping` naming the queued request."""
@@ -484,21 +584,23 @@ class LwM2MServer:
                                timeout=timeout)
 
     async def execute(self, endpoint: str, path: PathLike, arguments: str = "", *,
-                      timeout: float | None = None) -> Response:
+                      timeout: float | None = None, at_most_once: bool = False) -> Response:
         return await self.send(endpoint, ExecuteRequest(_path(path), arguments),
-                               timeout=timeout)
+                               timeout=timeout, at_most_once=at_most_once)
 
     async def create(self, endpoint: str, path: PathLike, values: Any, *,
                      instance_id: int | None = None, format: int | None = None,
                      timeout: float | None = None) -> CreateResponse:
         """Create an instance of the object at ``path`` with ``values``
-        (``{resource id: value}`` or an ObjectInstance)."""
+        (``{resource id: value}`` or an ObjectInstance). Without ``instance_id`` (and with
+        plain values) the client picks the id: ``response.instance_id`` tells which."""
         p = _path(path)
         if not p.is_object:
             raise ValueError("Create targets an object path such as /3303")
-        iid = instance_id if instance_id is not None else getattr(values, "id", 0)
-        node = self.build(endpoint, p.child(iid), values)
-        resp = await self.send(endpoint, CreateRequest(p, node, format), timeout=timeout)
+        iid = instance_id if instance_id is not None else getattr(values, "id", None)
+        node = self.build(endpoint, p.child(0 if iid is None else iid), values)
+        op = CreateRequest(p, node, format, assign_id=iid is None)
+        resp = await self.send(endpoint, op, timeout=timeout)
         return _typed(resp, CreateResponse)
 
     async def delete(self, endpoint: str, path: PathLike, *, timeout: float | None = None
@@ -545,6 +647,21 @@ class LwM2MServer:
 
     def emit(self, event: Event) -> None:
         self.events.emit(event)
+
+
+def _log_registration(what: str, reg: Registration, replaced: Registration | None) -> None:
+    """One line per registration change, greppable by endpoint name. Callers check the
+    level first, so a disabled level costs no formatting."""
+    identity = f" as {reg.identity}" if reg.identity is not None else ""
+    if replaced is None:
+        log.log(logging.DEBUG if what == "updated" else logging.INFO,
+                "%s %s id=%s over %s from %s:%s%s lt=%d", what, reg.endpoint, reg.id,
+                reg.transport, reg.address[0], reg.address[1], identity, reg.lifetime)
+    else:
+        log.info("%s %s id=%s over %s from %s:%s%s lt=%d, replacing id=%s (%s from %s:%s)",
+                 what, reg.endpoint, reg.id, reg.transport, reg.address[0], reg.address[1],
+                 identity, reg.lifetime, replaced.id, replaced.transport,
+                 replaced.address[0], replaced.address[1])
 
 
 def _typed(resp: Response, cls: type[R]) -> R:

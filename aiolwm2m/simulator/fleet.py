@@ -23,7 +23,9 @@ from typing import Any
 
 from aiolwm2m.background_tasks import BackgroundTasks
 from aiolwm2m.client.registration import (
+    CLIENT_LWM2M_VERSIONS,
     RegistrationParams,
+    announced_formats,
     bootstrap_request,
     deregister_request,
     object_links,
@@ -74,6 +76,18 @@ class FleetConfig:
     profile: FleetProfile = field(default_factory=FleetProfile)
     transmission: TransmissionParameters = DEFAULT_PARAMETERS
     seed: int | None = None
+    #: The version the devices register as ("1.1" or "1.2", which lists formats).
+    lwm2m_version: str = "1.1"
+    #: The content formats the Register names (``ct``), as for
+    #: :attr:`aiolwm2m.client.ClientConfig.content_formats`: None for the default (1.1:
+    #: SenML JSON), one under 1.1, () for none.
+    content_formats: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lwm2m_version not in CLIENT_LWM2M_VERSIONS:
+            raise ValueError(f"lwm2m_version is one of {', '.join(CLIENT_LWM2M_VERSIONS)}, "
+                             f"not {self.lwm2m_version!r}")
+        announced_formats(self.lwm2m_version, self.content_formats)
 
 
 def _resolve(uri: str, ssid: int = 0) -> ServerTarget:
@@ -98,7 +112,8 @@ class Fleet:
         self.server: ServerTarget = _resolve(config.server_uri, 1)
         self.bootstrap: ServerTarget | None = (
             _resolve(config.bootstrap_uri) if config.bootstrap_uri else None)
-        self.links = object_links(model_links(self))
+        self.links = object_links(model_links(self), announced_formats(
+            config.lwm2m_version, config.content_formats))
         self._targets: dict[str, ServerTarget] = {self.server.uri: self.server}
         self._transport: FleetTransport | None = None
         self.served = ServedRequests(self)
@@ -300,7 +315,8 @@ class Fleet:
     def _params(self, device: SimDevice) -> RegistrationParams:
         if not device.lifetime:
             device.lifetime = self.profile.lifetime
-        return RegistrationParams(self.profile.endpoint(device.index), device.lifetime)
+        return RegistrationParams(self.profile.endpoint(device.index), device.lifetime,
+                                  lwm2m_version=self.config.lwm2m_version)
 
     def _begin_register(self, device: SimDevice) -> None:
         if device.server is None:

@@ -51,6 +51,14 @@ class MemoryBootstrapSessionStore:
             del self._order[sid]
         return gone
 
+    def _trim(self, state: str, keep: int) -> list[str]:
+        in_state = [s for s in self._sorted() if s.state == state]
+        gone = [s.id for s in in_state[:max(0, len(in_state) - keep)]]
+        for sid in gone:
+            del self._by_id[sid]
+            del self._order[sid]
+        return gone
+
     def _sorted(self) -> list[BootstrapSessionRecord]:
         return sorted(self._by_id.values(), key=lambda s: (s.started_at, self._order[s.id]))
 
@@ -68,6 +76,9 @@ class MemoryBootstrapSessionStore:
 
     async def purge(self, before: float) -> int:
         return len(self._purge(before))
+
+    async def trim(self, state: str, keep: int) -> int:
+        return len(self._trim(state, keep))
 
 
 class MemoryBootstrapStores:

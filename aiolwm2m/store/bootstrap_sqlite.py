@@ -66,6 +66,13 @@ class SQLiteBootstrapSessionStore(MemoryBootstrapSessionStore):
                                        for sid in gone])
         return len(gone)
 
+    async def trim(self, state: str, keep: int) -> int:
+        gone = self._trim(state, keep)
+        if gone:
+            await self._writer.submit([("DELETE FROM bootstrap_sessions WHERE id=?", (sid,))
+                                       for sid in gone])
+        return len(gone)
+
 
 class SQLiteBootstrapStores:
     def __init__(self, writer: SQLiteWriter) -> None:

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 RUNNING = "running"
 FINISHED = "finished"
 FAILED = "failed"
+#: A Bootstrap-Request the server turned down (``reason`` says why); no session ran.
+REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,8 @@ class BootstrapSessionRecord:
     requests: int = 0
     finished_at: float | None = None
     error: str | None = None
+    #: Why a refused request was refused: a short stable token (``bootstrap-nosec``...).
+    reason: str | None = None
 
     def with_changes(self, **changes: Any) -> BootstrapSessionRecord:
         return replace(self, **changes)
@@ -50,12 +54,13 @@ class BootstrapSessionRecord:
         return {"id": self.id, "ep": self.endpoint, "addr": self.address,
                 "started": self.started_at, "state": self.state,
                 "si": self.server_initiated, "requests": self.requests,
-                "finished": self.finished_at, "error": self.error}
+                "finished": self.finished_at, "error": self.error, "reason": self.reason}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BootstrapSessionRecord:
         return cls(d["id"], d["ep"], d["addr"], float(d["started"]), d["state"],
-                   bool(d["si"]), int(d["requests"]), d["finished"], d["error"])
+                   bool(d["si"]), int(d["requests"]), d["finished"], d["error"],
+                   d.get("reason"))
 
 
 class BootstrapConfigStore(Protocol):
@@ -84,6 +89,10 @@ class BootstrapSessionStore(Protocol):
 
     async def purge(self, before: float) -> int:
         """Forget sessions that ended before ``before``; returns how many."""
+
+    async def trim(self, state: str, keep: int) -> int:
+        """Forget the oldest sessions in ``state`` beyond the newest ``keep``; returns how
+        many. Bounds the records a peer can make the server write (refused requests)."""
 
 
 class BootstrapStores(Protocol):

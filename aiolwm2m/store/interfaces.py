@@ -68,6 +68,13 @@ class QueueStore(Protocol):
                      at: float) -> QueuedRequest | None:
         """Mark a request done, expired or failed, keeping its result for later lookup."""
 
+    async def start(self, request_id: str, at: float) -> QueuedRequest | None:
+        """Mark a pending request IN_FLIGHT (durably, when the store persists): it is about
+        to be sent and must not be sent again. None when it is no longer pending."""
+
+    async def in_flight(self) -> list[QueuedRequest]:
+        """Requests marked IN_FLIGHT and not finished (after a restart: of unknown outcome)."""
+
     async def get(self, request_id: str) -> QueuedRequest | None: ...
 
     async def expired(self, now: float) -> list[QueuedRequest]:

@@ -9,7 +9,14 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from .interfaces import Commit
-from .records import PENDING, Observation, QueuedRequest, Registration, SecurityInfo
+from .records import (
+    IN_FLIGHT,
+    PENDING,
+    Observation,
+    QueuedRequest,
+    Registration,
+    SecurityInfo,
+)
 
 
 # Compiled (aiolwm2m.compiled); stores that are not may extend it.
@@ -145,12 +152,24 @@ class MemoryQueueStore:
             return None
         done = replace(req, state=state, result=result, finished_at=at)
         self._by_id[request_id] = done
+        self._unpend(req)
+        return done
+
+    def _start(self, request_id: str, at: float) -> QueuedRequest | None:
+        req = self._by_id.get(request_id)
+        if req is None or req.state != PENDING:
+            return None
+        started = replace(req, state=IN_FLIGHT, started_at=at)
+        self._by_id[request_id] = started
+        self._unpend(req)
+        return started
+
+    def _unpend(self, req: QueuedRequest) -> None:
         group = self._pending.get(req.endpoint)
         if group is not None:
-            group.pop(request_id, None)
+            group.pop(req.id, None)
             if not group:
                 del self._pending[req.endpoint]
-        return done
 
     def _purge(self, before: float) -> list[str]:
         gone = [r.id for r in self._by_id.values()
@@ -168,6 +187,13 @@ class MemoryQueueStore:
     async def finish(self, request_id: str, state: str, result: dict[str, object] | None,
                      at: float) -> QueuedRequest | None:
         return self._finish(request_id, state, result, at)
+
+    async def start(self, request_id: str, at: float) -> QueuedRequest | None:
+        return self._start(request_id, at)
+
+    async def in_flight(self) -> list[QueuedRequest]:
+        return sorted((r for r in self._by_id.values() if r.state == IN_FLIGHT),
+                      key=lambda r: r.sequence)
 
     async def get(self, request_id: str) -> QueuedRequest | None:
         return self._by_id.get(request_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from .memory import (
     MemorySecurityStore,
 )
 from .records import (
+    IN_FLIGHT,
+    LEGACY_PSK_PREFIX,
     PENDING,
     Observation,
     QueuedRequest,
@@ -23,8 +27,11 @@ from .records import (
     SecurityInfo,
     registration_from_json,
     registration_row,
+    unsettled_legacy_identity,
 )
 from .sqlite_writer import SQLiteWriter, json_last, read_all
+
+log = logging.getLogger(__name__)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS registrations (
@@ -118,6 +125,15 @@ class SQLiteQueueStore(MemoryQueueStore):
             await self._writer.submit([self._row(done)])
         return done
 
+    async def start(self, request_id: str, at: float) -> QueuedRequest | None:
+        # The mark must be durable before the request leaves, and the request stays
+        # pending (here and to a new attempt) when the mark cannot be committed.
+        req = self._by_id.get(request_id)
+        if req is None or req.state != PENDING:
+            return None
+        await self._writer.submit([self._row(replace(req, state=IN_FLIGHT, started_at=at))])
+        return self._start(request_id, at)
+
     async def purge_finished(self, before: float) -> int:
         gone = self._purge(before)
         if gone:
@@ -160,13 +176,38 @@ class SQLiteStores:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = SQLiteWriter(path, synchronous=synchronous, schema=SCHEMA)
         stores = cls(writer)
-        await asyncio.get_running_loop().run_in_executor(None, stores._load)
+        settled, dropped = await asyncio.get_running_loop().run_in_executor(None, stores._load)
+        if settled or dropped:
+            # Written in the current form, so the next start does not depend on credentials
+            # that may have changed by then.
+            await writer.submit(
+                [(UPSERT_REGISTRATION, (r.id, r.endpoint, registration_row(r)))
+                 for r in settled] + [(DELETE_REGISTRATION, (r.id,)) for r in dropped])
         return stores
 
-    def _load(self) -> None:
+    def _load(self) -> tuple[list[Registration], list[Registration]]:
+        """Read everything into the in-memory indexes. Returns the registrations an earlier
+        version stored with an ambiguous PSK identity: those the endpoint's credentials
+        settled, and those they did not (dropped: their clients' next Update gets 4.04 and
+        they register again, over a session that names their identity exactly)."""
         path = self.writer.path
+        for (data,) in read_all(path, "SELECT data FROM security"):
+            self.security._put(SecurityInfo.from_dict(json.loads(data)))
+        settled: list[Registration] = []
+        dropped: list[Registration] = []
         for (data,) in read_all(path, "SELECT data FROM registrations"):
-            self.registrations._add(registration_from_json(data))
+            reg = registration_from_json(data)
+            if reg.identity is not None and reg.identity.startswith(LEGACY_PSK_PREFIX):
+                identity = unsettled_legacy_identity(reg, self.security.get(reg.endpoint))
+                if identity is None:
+                    log.warning("dropped registration %s of %s: its stored PSK identity "
+                                "%r fits several identities and the endpoint's credentials "
+                                "do not settle which", reg.id, reg.endpoint, reg.identity)
+                    dropped.append(reg)
+                    continue
+                reg = reg.with_changes(identity=identity)
+                settled.append(reg)
+            self.registrations._add(reg)
         for (data,) in read_all(path, "SELECT data FROM observations"):
             self.observations._add(Observation.from_dict(json.loads(data)))
         q = self.queue
@@ -176,8 +217,7 @@ class SQLiteStores:
             if r.state == PENDING:
                 q._pending.setdefault(r.endpoint, {})[r.id] = r
             q._sequence = max(q._sequence, r.sequence)
-        for (data,) in read_all(path, "SELECT data FROM security"):
-            self.security._put(SecurityInfo.from_dict(json.loads(data)))
+        return settled, dropped
 
     async def close(self) -> None:
         await self.writer.aclose()

@@ -16,16 +16,45 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiolwm2m.coap.errors import RequestRejected
+from aiolwm2m.log_throttle import LogThrottle
 from aiolwm2m.security.config import DtlsServerConfig, ServerCredentials
 from aiolwm2m.security.credentials import Credentials, PeerIdentity
 from aiolwm2m.security.dtls_client import DtlsClient
 from aiolwm2m.security.dtls_server import DtlsServer
-from aiolwm2m.security.errors import SecurityError
+from aiolwm2m.security.errors import (
+    CertificateRejected,
+    HandshakeTimeout,
+    PeerAlert,
+    SecurityError,
+    UnknownIdentity,
+    WrongKey,
+)
 from aiolwm2m.security.events import ApplicationData, Event, HandshakeCompleted, SessionClosed
 
 from .udp import RECEIVE_BATCH, Address, UdpEndpoint
 
 log = logging.getLogger(__name__)
+
+#: Called at the moment a peer's handshake with our DTLS server fails: (peer, the identity
+#: it offered in principal form or None, reason token, what happened).
+HandshakeFailureHook = Callable[[Any, str | None, str, str], None]
+
+# Most specific first: WrongKey and PeerAlert are HandshakeFailed too.
+_FAILURE_REASONS: tuple[tuple[type[SecurityError], str], ...] = (
+    (WrongKey, "dtls-bad-key"),
+    (UnknownIdentity, "dtls-unknown-identity"),
+    (CertificateRejected, "dtls-certificate"),
+    (HandshakeTimeout, "dtls-timeout"),
+    (PeerAlert, "dtls-alert"),
+)
+
+
+def failure_reason(error: SecurityError) -> str:
+    """The short, stable token (a metrics label) for why a handshake failed."""
+    for kind, token in _FAILURE_REASONS:
+        if isinstance(error, kind):
+            return token
+    return "dtls-handshake"
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,13 @@ class DtlsEndpoint(UdpEndpoint):
         #: Called with (peer, identity string) when a handshake completes and with
         #: (peer, None) when a session ends.
         self.on_session: Callable[[Any, str | None], None] = lambda peer, ident: None
+        #: Reports each failed handshake of a peer with our server as it happens; without
+        #: it, the endpoint logs them (throttled: a peer can fail as often as it likes).
+        self.on_handshake_failure: HandshakeFailureHook | None = None
+        self._failure_log = LogThrottle(log, interval=10.0, burst=10)
+        # Every peer completed a cookie exchange, so its address is its own: no reply of
+        # ours can be aimed at a forged victim, and error replies need no cutting.
+        kwargs.setdefault("error_reply_slack", None)
         super().__init__(sock, **kwargs)
 
     # -- security configuration -----------------------------------------------------------
@@ -126,12 +162,27 @@ class DtlsEndpoint(UdpEndpoint):
                 self.on_session(ev.peer, ident)
             elif isinstance(ev, SessionClosed):
                 self._identities.pop(ev.peer, None)
-                self._clients.pop(ev.peer, None)
+                ours = self._clients.pop(ev.peer, None) is not None
                 self.layer.fail_peer(ev.peer, RequestRejected(
                     f"DTLS session with {ev.peer!r} ended: {ev.reason}"))
                 self.on_session(ev.peer, None)
-                if ev.error is not None:
-                    log.info("DTLS session with %r ended: %s", ev.peer, ev.error)
+                if ev.error is None:
+                    continue
+                if not ours and not ev.established:
+                    self._handshake_failed(ev, ev.error)
+                else:
+                    self._failure_log.info("session-ended", "DTLS session with %r ended: %s",
+                                           ev.peer, ev.error)
+
+    def _handshake_failed(self, ev: SessionClosed, error: SecurityError) -> None:
+        offered = ev.offered.key if ev.offered is not None else None
+        reason = failure_reason(error)
+        hook = self.on_handshake_failure
+        if hook is not None:
+            hook(ev.peer, offered, reason, error.reason)
+        else:
+            self._failure_log.warning(reason, "DTLS handshake from %r (%s) failed: %s",
+                                      ev.peer, offered or "no identity offered", error.reason)
 
     # -- send path ------------------------------------------------------------------------
 

@@ -203,7 +203,9 @@ class Site:
                 r = self._prefix.get(key[:n])
                 if r is not None:
                     return r
-        raise NotFound(f"no resource at {request.path}")
+        # Fixed, never the path: a reply echoing the request is an amplifier (RFC 7252
+        # section 11.3), and the path is the sender's to know.
+        raise NotFound("no such resource")
 
     def attach(self, notifier: Notifier) -> None:
         self._notifiers.append(notifier)

@@ -15,6 +15,10 @@ The protocol is the sans-IO :class:`~aiolwm2m.coap.tcp_connection.TcpConnection`
 connection's bytes, TLS and back-pressure are its :class:`~.tcp_link.TcpLink`; the endpoint
 routes requests to links, runs every link's timers from one heap (no timer object per idle
 connection) and does block-wise transfers for its own requests.
+
+What accepted connections may hold is bounded by the endpoint's
+:class:`~.stream_limits.StreamLimits` (idle and handshake timeouts, connection caps); a
+listener checks at start that it accepts connections (:meth:`TcpEndpoint.self_check`).
 """
 
 from __future__ import annotations
@@ -51,9 +55,13 @@ from aiolwm2m.coap.tcp_connection import (
     new_token,
 )
 from aiolwm2m.coap.tcp_framing import frame_size
+from aiolwm2m.log_throttle import LogThrottle
 
+from .accept_errors import throttle_accept_errors
 from .dispatch import RequestDispatcher
+from .listener_probe import ListenerCheckFailed, loopback_for, probe_stream
 from .site import Site
+from .stream_limits import DEFAULT_STREAM_LIMITS, ConnectionQuota, StreamLimits
 from .subscription import ResponseSink, Subscription
 from .tcp_events import ConnectionEvents, Disconnected
 from .tcp_link import Address, PeerKey, StreamPeer, TcpLink, peer_key
@@ -64,13 +72,19 @@ if TYPE_CHECKING:
 
     from .tls import TlsClientSecurity, TlsServerSecurity, TlsStream
 
-__all__ = ["StreamPeer", "TcpEndpoint", "TcpParameters", "peer_key"]
+__all__ = ["StreamLimits", "StreamPeer", "TcpEndpoint", "TcpParameters", "peer_key"]
 
 log = logging.getLogger(__name__)
 
 
 class TcpEndpoint:
-    """CoAP over TCP (``coap+tcp``) or, with TLS security, over TLS (``coaps+tcp``)."""
+    """CoAP over TCP (``coap+tcp``) or, with TLS security, over TLS (``coaps+tcp``).
+
+    ``keep_idle`` tells which accepted connections stay open however long they are silent
+    (a server: those that carry a registration); ``on_refused(reason, peer)`` hears of every
+    connection a cap of ``limits`` turned away (a server counts them as refusals); without
+    it they are logged, a few per interval.
+    """
 
     def __init__(self, *, site: Site | None = None,
                  params: TcpParameters = DEFAULT_TCP_PARAMETERS, dial: bool = True,
@@ -79,7 +93,10 @@ class TcpEndpoint:
                  | None = None,
                  observers: ObserverRegistry | None = None,
                  write_high_water: int = 64 * 1024, write_buffer_limit: int = 4 * 1024 * 1024,
-                 connect_timeout: float = 10.0, read_buffer_size: int = 256 * 1024) -> None:
+                 connect_timeout: float = 10.0, read_buffer_size: int = 256 * 1024,
+                 limits: StreamLimits = DEFAULT_STREAM_LIMITS,
+                 keep_idle: Callable[[StreamPeer], bool] | None = None,
+                 on_refused: Callable[[str, StreamPeer], None] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.params = params
         self.dial = dial
@@ -89,6 +106,11 @@ class TcpEndpoint:
         self.write_high_water = write_high_water
         self.write_buffer_limit = max(write_buffer_limit, 2 * write_high_water)
         self.connect_timeout = connect_timeout
+        self.limits = limits
+        self.keep_idle = keep_idle
+        self.on_refused = on_refused
+        self.quota = ConnectionQuota(limits)
+        self.throttle = LogThrottle(log, interval=limits.log_interval)
         self.site = site if site is not None else Site()
         self.events = ConnectionEvents()
         self.dispatcher = RequestDispatcher(
@@ -103,6 +125,8 @@ class TcpEndpoint:
         self._links_all: set[TcpLink] = set()
         self._dialing: dict[PeerKey, asyncio.Task[TcpLink]] = {}
         self._hold_off: dict[PeerKey, float] = {}
+        # Local addresses of our own start-up probes (see self_check).
+        self._probes: set[PeerKey] = set()
         self._timers: list[tuple[float, int, TcpLink]] = []
         self._timer_seq = 0
         self._wakeup = Wakeup(self.loop, self.loop.time, self._on_timer)
@@ -129,6 +153,7 @@ class TcpEndpoint:
         except OSError:
             sock.close()
             raise
+        throttle_accept_errors(self.loop, self.limits.log_interval)
         self._server = await self.loop.create_server(lambda: TcpLink(self, False), sock=sock,
                                                      backlog=backlog)
 
@@ -176,8 +201,31 @@ class TcpEndpoint:
     def secure(self) -> bool:
         return self.tls_server is not None or self.tls_client is not None
 
-    def link_made(self, link: TcpLink) -> None:
+    def link_made(self, link: TcpLink) -> bool:
+        if not link.outgoing:
+            if link.peer in self._probes:
+                link.probe = True
+            else:
+                refusal = self.quota.admit(link.peer[0])
+                if refusal is not None:
+                    self._refuse(refusal, link.peer)
+                    return False
+                link.admitted = True
         self._links_all.add(link)
+        return True
+
+    def _refuse(self, reason: str, peer: StreamPeer) -> None:
+        if self.on_refused is not None:
+            self.on_refused(reason, peer)
+            return
+        limits = self.limits
+        cap = (limits.max_connections if reason == "tcp-connection-limit"
+               else limits.max_connections_per_address)
+        self.throttle.warning(reason, "%s refused a connection from %s: %s reached (%s)",
+                              self.scheme, peer[0], reason, cap)
+
+    def keeps_idle(self, link: TcpLink) -> bool:
+        return self.keep_idle is not None and self.keep_idle(link.peer)
 
     def tls_for(self, link: TcpLink, now: float) -> TlsStream:
         if not link.outgoing:
@@ -212,10 +260,13 @@ class TcpEndpoint:
     def link_closed(self, link: TcpLink, reason: str) -> None:
         self.link_unusable(link)
         self._links_all.discard(link)
+        if link.admitted:
+            link.admitted = False
+            self.quota.release(link.peer[0])
         if link.conn is not None:
             # Observations end with the connection that registered them (RFC 8323 7.1).
             self.dispatcher.observers.remove_peer(link.peer)
-        if link.conn is not None and self.events:
+        if link.conn is not None and self.events and not link.probe:
             self.events.emit(Disconnected(link.peer, self.scheme, reason))
 
     def _peer_limits(self, remote: object) -> tuple[int, bool]:
@@ -272,7 +323,39 @@ class TcpEndpoint:
     def connections(self) -> list[StreamPeer]:
         """Peers of the connections currently open."""
         return [link.peer for link in self._links_all if link.conn is not None
-                and not link.closing]
+                and not link.closing and not link.probe]
+
+    async def self_check(self, timeout: float = 5.0) -> None:
+        """Connect to our own listener over loopback and check that the accept path works:
+        a CSM is answered with a CSM (coap+tcp), a ClientHello with a TLS record
+        (coaps+tcp). Raises ``ListenerCheckFailed``. The probe is not counted against the
+        limits and emits no connection events."""
+        address = self.local_address
+        if not address:
+            return
+        failure: OSError | None = None
+        for host in loopback_for(str(address[0])):
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError as e:
+                failure = e
+                continue
+            key: PeerKey | None = None
+            try:
+                sock.setblocking(False)
+                sock.bind((host, 0))  # our address is known before the server sees us
+                key = peer_key(sock.getsockname())
+                self._probes.add(key)
+                await probe_stream(sock, (host, int(address[1])), self.secure, timeout)
+                return
+            except OSError as e:  # no such loopback address: try the next one
+                failure = e
+            finally:
+                sock.close()
+                if key is not None:
+                    self._probes.discard(key)
+        raise ListenerCheckFailed(f"cannot reach it over loopback: {failure}")
 
     def peer_capabilities(self, remote: Address) -> Capabilities | None:
         """The limits ``remote`` announced in its CSM (None: no connection or no CSM yet)."""

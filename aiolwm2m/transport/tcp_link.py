@@ -5,8 +5,10 @@ The link moves bytes (through TLS for coaps+tcp), hands requests to its endpoint
 dispatcher, delivers responses and connection events, and applies back-pressure: once the
 peer's unsent bytes pass the endpoint's ``write_high_water`` it stops reading from that peer,
 holds back its notifications (the latest per observation) and makes our requests to it wait;
-past ``write_buffer_limit`` the connection is dropped. What it needs from its endpoint is
-the :class:`LinkOwner` protocol.
+past ``write_buffer_limit`` the connection is dropped. It also enforces its endpoint's
+:class:`~.stream_limits.StreamLimits` on the connection: the TLS handshake deadline, and for
+accepted connections the idle timeout of those that carry no registration. What it needs
+from its endpoint is the :class:`LinkOwner` protocol.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import ExchangeFailed, ResponseReceived
@@ -32,9 +34,10 @@ from .dispatch import RequestDispatcher
 from .tcp_events import Connected, ConnectionEvents
 
 if TYPE_CHECKING:
-    from .tls import TlsStream
+    from aiolwm2m.log_throttle import LogThrottle
 
-log = logging.getLogger(__name__)
+    from .stream_limits import StreamLimits
+    from .tls import TlsStream
 
 Address = tuple[Any, ...]
 PeerKey = tuple[str, int]
@@ -51,6 +54,9 @@ class LinkOwner(Protocol):
     write_high_water: int
     write_buffer_limit: int
     read_view: memoryview
+    limits: StreamLimits
+    #: For what a peer can make happen per connection (failed handshakes, idle closes).
+    throttle: LogThrottle
 
     @property
     def secure(self) -> bool:
@@ -59,8 +65,13 @@ class LinkOwner(Protocol):
 
     def tls_for(self, link: TcpLink, now: float) -> TlsStream: ...
 
-    def link_made(self, link: TcpLink) -> None:
-        """The TCP connection exists (CoAP may not have started yet)."""
+    def link_made(self, link: TcpLink) -> bool:
+        """The TCP connection exists (CoAP may not have started yet). False: refused (a
+        connection cap is reached); the link closes it at once."""
+
+    def keeps_idle(self, link: TcpLink) -> bool:
+        """Whether an accepted connection idle past ``limits.unbound_idle_timeout`` stays
+        open (it carries a registration)."""
 
     def link_opened(self, link: TcpLink) -> None:
         """CoAP started: the link can carry requests to its peer."""
@@ -114,9 +125,10 @@ class TcpLink(asyncio.BufferedProtocol):
     the bytes received instead of a fresh 256 KiB allocation as with ``Protocol``.
     """
 
-    __slots__ = ("_backlog", "_csm_waiters", "_held", "_write_waiters", "closed", "closing", "conn",
-                 "dial_key", "endpoint", "in_batch", "keys", "now", "outgoing", "peer", "ready",
-                 "scheduled", "tls", "transport", "write_paused")
+    __slots__ = ("_backlog", "_csm_waiters", "_held", "_write_waiters", "admitted", "closed",
+                 "closing", "conn", "dial_key", "endpoint", "idle_checked", "in_batch", "keys",
+                 "now", "outgoing", "peer", "probe", "ready", "scheduled", "started", "tls",
+                 "transport", "write_paused")
 
     def __init__(self, endpoint: LinkOwner, outgoing: bool, dial_key: PeerKey | None = None
                  ) -> None:
@@ -134,6 +146,13 @@ class TcpLink(asyncio.BufferedProtocol):
         self.now = 0.0
         self.write_paused = False
         self.scheduled = math.inf
+        # Counted in the endpoint's ConnectionQuota (released when the connection ends).
+        self.admitted = False
+        # The endpoint's own start-up check: no events, not counted, not logged.
+        self.probe = False
+        self.started = 0.0  # when the TCP connection was made
+        # When the endpoint last found this idle connection worth keeping.
+        self.idle_checked = 0.0
         self.ready: asyncio.Future[None] | None = (
             endpoint.loop.create_future() if outgoing else None)
         self._held: dict[bytes, Message] | None = None
@@ -144,26 +163,38 @@ class TcpLink(asyncio.BufferedProtocol):
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCP transport is not an asyncio.Transport subclass, though it has every
+        # method of one: no isinstance check here (it once reset every connection).
+        self.transport = stream = cast(asyncio.Transport, transport)
         ep = self.endpoint
-        peername = transport.get_extra_info("peername")
-        host, port = peer_key(peername) if peername else ("", 0)
-        self.peer = StreamPeer(host, port, self)
-        transport.set_write_buffer_limits(high=ep.write_high_water)
-        ep.link_made(self)
-        now = ep.loop.time()
-        if not ep.secure:
-            self._open(now)
-            return
         try:
-            self.tls = ep.tls_for(self, now)
-        except Exception as e:  # bad credentials surface here, per connection
-            log.warning("TLS setup for %r failed: %s", self.peer, e)
-            self._abandon(f"TLS setup failed: {e}")
-            return
-        self._write_raw(self.tls.outgoing())
-        ep.schedule(self)
+            peername = stream.get_extra_info("peername")
+            host, port = peer_key(peername) if peername else ("", 0)
+            self.peer = StreamPeer(host, port, self)
+            now = self.started = ep.loop.time()
+            if not ep.link_made(self):
+                self.closing = True
+                stream.abort()
+                return
+            stream.set_write_buffer_limits(high=ep.write_high_water)
+            if not ep.secure:
+                self._open(now)
+                return
+            try:
+                self.tls = ep.tls_for(self, now)
+            except Exception as e:  # bad credentials surface here, per connection
+                ep.throttle.warning("tls-setup", "TLS setup for %r failed: %s", self.peer, e)
+                self._abandon(f"TLS setup failed: {e}")
+                return
+            self._write_raw(self.tls.outgoing())
+            ep.schedule(self)
+        except Exception:
+            # A defect must not turn each connection attempt into a traceback in the log.
+            ep.throttle.log(logging.ERROR, "connection-made",
+                            "setting up the connection with %r failed", self.peer,
+                            exc_info=True)
+            self.closing = True
+            stream.abort()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.endpoint.read_view
@@ -285,7 +316,7 @@ class TcpLink(asyncio.BufferedProtocol):
         ep = self.endpoint
         self.conn = TcpConnection(self.peer, now, ep.params)
         ep.link_opened(self)
-        if ep.events:
+        if ep.events and not self.probe:
             ep.events.emit(Connected(self.peer, ep.scheme, self.outgoing,
                                      self.tls.identity if self.tls is not None else None))
         if self.ready is not None and not self.ready.done():
@@ -370,10 +401,13 @@ class TcpLink(asyncio.BufferedProtocol):
                 elif kind is ReleaseReceived:
                     assert isinstance(ev, ReleaseReceived)
                     self.endpoint.link_released(self, ev.release.hold_off)
-                if emitter:
+                if emitter and not self.probe:
                     emitter.emit(ev)  # type: ignore[arg-type]
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, at_once: bool = False) -> None:
+        """Close after writing what is queued; with ``at_once``, drop what the peer has not
+        read yet rather than wait for it (a peer that neither sends nor reads would keep the
+        descriptor for as long as it likes)."""
         self.closing = True
         self.endpoint.link_unusable(self)
         transport = self.transport
@@ -385,10 +419,14 @@ class TcpLink(asyncio.BufferedProtocol):
             if closing_bytes:
                 transport.write(closing_bytes)
         transport.close()
+        if at_once and transport.get_write_buffer_size():
+            transport.abort()
 
     def _abandon(self, reason: str) -> None:
         """Close a connection on which CoAP never started (TLS handshake failure)."""
-        log.info("coaps+tcp connection from %r failed: %s", self.peer, reason)
+        if not self.probe:
+            self.endpoint.throttle.info("tls-failed", "coaps+tcp connection from %r failed: %s",
+                                        self.peer, reason)
         if self.tls is not None and self.tls.failure is None:
             self.tls.failure = reason
         self.closing = True
@@ -403,21 +441,67 @@ class TcpLink(asyncio.BufferedProtocol):
                 and self.conn.state is ConnectionState.OPEN)
 
     def next_deadline(self) -> float | None:
-        if self.conn is not None:
-            return self.conn.next_deadline()
-        return self.tls.next_deadline() if self.tls is not None else None
+        if self.closing:
+            return None  # a past deadline here would have the timer loop call us forever
+        conn = self.conn
+        if conn is not None:
+            deadline = conn.next_deadline()
+            idle = self._idle_deadline(conn)
+            if idle is not None and (deadline is None or idle < deadline):
+                return idle
+            return deadline
+        if self.tls is None:
+            return None
+        deadline = self.tls.next_deadline()
+        limit = None if self.outgoing else self.endpoint.limits.handshake_timeout
+        if limit is not None and (deadline is None or self.started + limit < deadline):
+            return self.started + limit
+        return deadline
+
+    def _idle_deadline(self, conn: TcpConnection) -> float | None:
+        """When this accepted connection has been silent too long (unless it is kept)."""
+        timeout = self.endpoint.limits.unbound_idle_timeout
+        if (timeout is None or self.outgoing or self.probe
+                or conn.state is not ConnectionState.OPEN):
+            return None
+        return max(conn.last_received, self.idle_checked) + timeout
 
     def on_timer(self, now: float) -> None:
         if self.closing:
             return
-        if self.conn is not None:
-            self.conn.handle_timers(now)
+        conn = self.conn
+        if conn is not None:
+            conn.handle_timers(now)
+            idle = self._idle_deadline(conn)
+            if idle is not None and now >= idle:
+                if self.endpoint.keeps_idle(self):
+                    self.idle_checked = now
+                else:
+                    self._close_idle(conn, now)
+                    return
             self.flush()
         elif self.tls is not None:
+            limit = None if self.outgoing else self.endpoint.limits.handshake_timeout
+            if limit is not None and now >= self.started + limit:
+                self._abandon(f"TLS handshake not completed within {limit:g}s")
+                return
             self.tls.handle_timeout(now)
             self._write_raw(self.tls.outgoing())
             if self.tls.failure is not None:
                 self._abandon(self.tls.failure)
+
+    def _close_idle(self, conn: TcpConnection, now: float) -> None:
+        timeout = self.endpoint.limits.unbound_idle_timeout
+        reason = f"idle for {timeout:g}s without a registration"
+        self.endpoint.throttle.info("idle", "closing the connection from %r: %s", self.peer,
+                                    reason)
+        conn.release(now, reason)
+        conn.connection_lost(reason)
+        if conn.outbox:
+            self._write_out(conn)
+        if conn.events:
+            self._process_events(conn)
+        self._shutdown(at_once=True)
 
     def hold(self, notification: Message) -> None:
         """Keep only the newest notification per observation while writes are backed up."""

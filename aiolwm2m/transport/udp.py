@@ -18,6 +18,7 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
+from aiolwm2m.coap.amplification import ERROR_REPLY_SLACK
 from aiolwm2m.coap.blockwise import Block1Sender, Block2Collector
 from aiolwm2m.coap.errors import EndpointClosed
 from aiolwm2m.coap.message import Message
@@ -51,12 +52,17 @@ class UdpEndpoint:
     def __init__(self, sock: socket.socket, *, site: Site | None = None,
                  params: TransmissionParameters = DEFAULT_PARAMETERS,
                  clock: Callable[[], float] = time.monotonic,
-                 observers: ObserverRegistry | None = None) -> None:
+                 observers: ObserverRegistry | None = None,
+                 error_reply_slack: int | None = ERROR_REPLY_SLACK) -> None:
+        """``error_reply_slack``: error replies are cut to at most this many bytes more
+        than their request, since a NoSec peer's source address may be a forged victim's
+        (see :mod:`aiolwm2m.coap.amplification`); None for endpoints whose peers proved
+        their address (DTLS)."""
         self.sock = sock
         self.family = sock.family
         self.clock = clock
         self.params = params
-        self.layer = MessageLayer(params, now=clock())
+        self.layer = MessageLayer(params, now=clock(), error_reply_slack=error_reply_slack)
         self.site = site if site is not None else Site()
         self.dispatcher = RequestDispatcher(self.site, self, clock=clock,
                                             empty_ack_delay=params.empty_ack_delay,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+_SLACK = 0.001
+
 
 class Wakeup:
     __slots__ = ("_at", "_callback", "_clock", "_handle", "_loop")
@@ -23,7 +25,8 @@ class Wakeup:
         self._at = 0.0
 
     def at(self, deadline: float | None) -> None:
-        """Fire no later than ``deadline`` (in ``clock``'s time); None asks for nothing."""
+        """Fire at ``deadline`` (in ``clock``'s time, at most a millisecond after it); None
+        asks for nothing."""
         if deadline is None:
             return
         if self._handle is not None:
@@ -31,7 +34,12 @@ class Wakeup:
                 return
             self._handle.cancel()
         self._at = deadline
-        self._handle = self._loop.call_later(max(0.0, deadline - self._clock()), self._fire)
+        # uvloop keeps time and timers in whole milliseconds and rounds delays to the nearest
+        # one, so without the slack a timer can fire a hair before its deadline by
+        # loop.time(): the owner finds nothing due and re-arms a zero delay, spinning until
+        # the clock ticks over.
+        self._handle = self._loop.call_later(max(0.0, deadline - self._clock()) + _SLACK,
+                                             self._fire)
 
     def cancel(self) -> None:
         if self._handle is not None:

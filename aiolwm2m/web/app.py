@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,10 +23,14 @@ from . import (
     routes_misc,
     routes_operations,
     routes_registrations,
+    routes_upload,
 )
 from .auth import TokenAuth
+from .bad_json import bad_json_handler
 from .metrics import ServerMetrics
+from .request_gate import METRICS_ACCESS, RequestGate
 from .schemas import ErrorOut
+from .sse_fanout import SseFanout
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -35,19 +40,34 @@ Every `/api` call needs `Authorization: Bearer <token>` (or `?access_token=<toke
 header cannot be set, e.g. the browser's EventSource). Device operations answer with the
 client's CoAP response code in the body; a sleeping queue-mode client gets the request queued
 (HTTP 202 with a request id to poll at `/api/requests/{id}`).
+
+Opaque values are JSON objects `{"base64": "QU4="}` (schema `OpaqueValue`), in reads,
+events and composite results; Write, Create and Write-Composite take the same (or
+`{"hex": "414e"}`), and `POST .../write-opaque?path=` takes the raw bytes as the body.
+Bodies above the configured limit get 413; a large value is sent to the device block-wise.
 """
 
 
 def create_app(server: LwM2MServer, tokens: list[str],
                bootstrap: BootstrapServer | None = None) -> FastAPI:
     auth = TokenAuth(tokens)
+    cfg = server.config
+    if cfg.metrics_access not in METRICS_ACCESS:
+        raise ValueError(f"metrics_access must be one of {', '.join(METRICS_ACCESS)}, not "
+                         f"{cfg.metrics_access!r}")
     app = FastAPI(title="aiolwm2m", version=__version__, description=DESCRIPTION)
     app.state.server = server
     app.state.bootstrap = bootstrap
     app.state.metrics = metrics = ServerMetrics(server)
+    app.state.sse = SseFanout(server, max_events=cfg.sse_max_events,
+                              max_bytes=cfg.sse_max_bytes)
+    # Outermost of the user middleware: the token is checked before anything reads a body.
+    app.add_middleware(RequestGate, auth=auth, max_body=cfg.http_max_body,
+                       metrics_access=cfg.metrics_access)
+    app.add_exception_handler(RequestValidationError, bad_json_handler)
     protected = [Depends(auth)]
     for router in (routes_registrations.router, routes_operations.router,
-                   routes_misc.requests_router, routes_misc.security_router,
+                   routes_upload.router, routes_misc.requests_router, routes_misc.security_router,
                    routes_bootstrap.router,
                    routes_events.router, routes_info.router):
         app.include_router(router, dependencies=protected,

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 
 from fastapi import HTTPException, Request, status
 
-from aiolwm2m.lwm2m import LwM2MError, LwM2MPath
+from aiolwm2m.lwm2m import InvalidPath, LwM2MError, LwM2MPath
 from aiolwm2m.lwm2m.coap_mapping import ResponseDecodeError
+from aiolwm2m.lwm2m.errors import shown
 from aiolwm2m.server import LwM2MServer, NotRegistered
 from aiolwm2m.server.errors import RequestFailed
 from aiolwm2m.server.queue_mode import QueueExpired
@@ -23,7 +24,10 @@ def parse_path(text: str) -> LwM2MPath:
     try:
         return LwM2MPath.parse(text)
     except LwM2MError as e:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid path {text!r}: {e}") from None
+        # (Quoted shortened: it may be kilobytes of digits.)
+        reason = e.reason if isinstance(e, InvalidPath) else str(e)
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            f"invalid path {shown(text, 40)}: {reason}") from None
 
 
 @contextmanager

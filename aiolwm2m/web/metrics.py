@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from aiolwm2m.lwm2m.operations import Operation, Response
 from aiolwm2m.server import LwM2MServer
@@ -37,6 +40,7 @@ class ServerMetrics:
         self.sends = Counter("lwm2m_sends", "Send operations received", registry=r)
         self.refusals = Counter("lwm2m_refusals", "Requests refused, by reason", ["reason"],
                                 registry=r)
+        r.register(StoreWriterCollector(server))
         server.request_hooks.append(self.on_request)
         server.events.subscribe(self.on_event)
 
@@ -56,3 +60,22 @@ class ServerMetrics:
             self.refusals.labels(ev.reason).inc()
         elif ev.name in ("registered", "updated", "deregistered", "expired"):
             self.registration_events.labels(ev.name).inc()
+
+
+class StoreWriterCollector:
+    """``lwm2m_store_writer_restarts`` (how often the SQLite writer process was restarted)
+    and ``lwm2m_store_writer_up`` (1 while it takes writes), read from the writer when
+    scraped. Without a SQLite store: 0 restarts, up."""
+
+    def __init__(self, server: LwM2MServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        writer = self.server.store_writer
+        yield CounterMetricFamily("lwm2m_store_writer_restarts",
+                                  "SQLite writer process restarts after it died",
+                                  value=writer.restarts if writer is not None else 0)
+        yield GaugeMetricFamily("lwm2m_store_writer_up",
+                                "1 while the SQLite writer process takes writes, 0 while it "
+                                "restarts", value=1 if writer is None or writer.state == "ok"
+                                else 0)

@@ -20,7 +20,14 @@ security_router = APIRouter(prefix="/api/security", tags=["security"])
 
 @requests_router.get("/{request_id}", response_model=QueuedOut,
                      responses={404: {"model": ErrorOut}},
-                     summary="A queued request's state and, once done, its result")
+                     summary="A queued request's state and, once done, its result",
+                     description="Queued requests are delivered at least once: one the "
+                     "server was sending when it stopped is still `pending` after the "
+                     "restart and is sent again when the client wakes. A request queued "
+                     "with `at_most_once=true` is `in-flight` while it is sent and is never "
+                     "sent twice: found `in-flight` after a restart, it becomes `failed` "
+                     "with `result.outcome` \"unknown\" (the client may or may not have "
+                     "carried it out).")
 async def get_request(server: ServerDep, request_id: str) -> QueuedOut:
     q = await server.queued_request(request_id)
     if q is None:

@@ -44,6 +44,7 @@ from aiolwm2m.store.records import QueuedRequest
 
 from .deps import device_errors, get_server, parse_path
 from .formats import format_name, leaf_values, node_json, parse_format
+from .json_values import opaque_from_json
 from .schemas import (
     AttributesBody,
     CancelBody,
@@ -65,9 +66,16 @@ ServerDep = Annotated[LwM2MServer, Depends(get_server)]
 EndpointName = Annotated[str, PathParam(description="the client's endpoint name",
                                         examples=["dev-1"])]
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"model": QueuedOut, "description": "the client sleeps; the request is queued"},
+    202: {"model": QueuedOut, "description": "the client sleeps; the request is queued and "
+          "sent when it wakes, at least once: if the server restarts while sending it, it is "
+          "sent again (unless queued with at_most_once=true)"},
     400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 502: {"model": ErrorOut},
     504: {"model": ErrorOut}}
+#: Only for a request that gets queued (the client sleeps); see aiolwm2m.server.queue_mode.
+AtMostOnce = Annotated[bool, Query(
+    description="if the request is queued, never send it twice: it is marked in-flight "
+                "(durably) before it is sent, and one the server finds in-flight after a "
+                "restart is failed with outcome \"unknown\" instead of being sent again")]
 
 
 def _format(value: str | int | None) -> int | None:
@@ -81,7 +89,8 @@ def queued_out(q: QueuedRequest) -> QueuedOut:
     return QueuedOut(request_id=q.id, endpoint=q.endpoint, operation=q.operation,
                      state=q.state,  # type: ignore[arg-type]
                      created_at=q.created_at, expires_at=q.expires_at,
-                     finished_at=q.finished_at, result=q.result)
+                     finished_at=q.finished_at, result=q.result,
+                     at_most_once=q.at_most_once)
 
 
 def result_out(server: LwM2MServer, endpoint: str, op: Operation, resp: LwM2MResponse
@@ -113,9 +122,10 @@ def result_out(server: LwM2MServer, endpoint: str, op: Operation, resp: LwM2MRes
 
 
 async def run(server: LwM2MServer, endpoint: str, op: Operation, timeout: float | None,
-              response: Response) -> OperationResult | QueuedOut:
+              response: Response, at_most_once: bool = False) -> OperationResult | QueuedOut:
     with device_errors():
-        outcome = await server.submit(endpoint, op, timeout=timeout)
+        outcome = await server.submit(endpoint, op, timeout=timeout,
+                                      at_most_once=at_most_once)
     if isinstance(outcome, QueuedRequest):
         response.status_code = status.HTTP_202_ACCEPTED
         return queued_out(outcome)
@@ -148,50 +158,53 @@ async def discover(server: ServerDep, endpoint: EndpointName, response: Response
 
 @router.post("/write", response_model=Result, responses=RESPONSES,
              summary="Write (replace) or partial update")
-async def write(server: ServerDep, endpoint: EndpointName, body: WriteBody, response: Response
-                ) -> Result:
+async def write(server: ServerDep, endpoint: EndpointName, body: WriteBody, response: Response,
+                at_most_once: AtMostOnce = False) -> Result:
     path = parse_path(body.path)
     if path == ROOT:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "cannot write the root")
     model = _model(server, endpoint)
     with device_errors():
-        node = build_node(model, path, body.value)
+        node = build_node(model, path, opaque_from_json(model, path, body.value))
     op = WriteRequest(path, node, body.mode == "replace", _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response)
+    return await run(server, endpoint, op, body.timeout, response, at_most_once)
 
 
 @router.post("/execute", response_model=Result, responses=RESPONSES, summary="Execute")
-async def execute(server: ServerDep, endpoint: EndpointName, body: ExecuteBody, response: Response
-                  ) -> Result:
+async def execute(server: ServerDep, endpoint: EndpointName, body: ExecuteBody, response: Response,
+                  at_most_once: AtMostOnce = False) -> Result:
     path = parse_path(body.path)
     if not path.is_resource:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Execute targets a resource path")
     return await run(server, endpoint, ExecuteRequest(path, body.arguments), body.timeout,
-                     response)
+                     response, at_most_once)
 
 
 @router.post("/create", response_model=Result, responses=RESPONSES,
              summary="Create an object instance")
-async def create(server: ServerDep, endpoint: EndpointName, body: CreateBody, response: Response
-                 ) -> Result:
+async def create(server: ServerDep, endpoint: EndpointName, body: CreateBody, response: Response,
+                 at_most_once: AtMostOnce = False) -> Result:
     path = parse_path(body.path)
     if not path.is_object:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Create targets an object path")
     model = _model(server, endpoint)
     with device_errors():
-        node = build_node(model, path.child(body.instance_id or 0), body.values)
-    return await run(server, endpoint, CreateRequest(path, node, _format(body.format)),
-                     body.timeout, response)
+        target = path.child(body.instance_id or 0)
+        node = build_node(model, target, opaque_from_json(model, target, body.values))
+    # Without instance_id the client picks the id (LwM2M 1.1); "location" tells which.
+    op = CreateRequest(path, node, _format(body.format), assign_id=body.instance_id is None)
+    return await run(server, endpoint, op, body.timeout, response, at_most_once)
 
 
 @router.post("/delete", response_model=Result, responses=RESPONSES,
              summary="Delete an object instance")
-async def delete(server: ServerDep, endpoint: EndpointName, body: PathBody, response: Response
-                 ) -> Result:
+async def delete(server: ServerDep, endpoint: EndpointName, body: PathBody, response: Response,
+                 at_most_once: AtMostOnce = False) -> Result:
     path = parse_path(body.path)
     if not path.is_object_instance:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Delete targets an object instance")
-    return await run(server, endpoint, DeleteRequest(path), body.timeout, response)
+    return await run(server, endpoint, DeleteRequest(path), body.timeout, response,
+                     at_most_once)
 
 
 @router.post("/write-attributes", response_model=Result, responses=RESPONSES,
@@ -222,13 +235,13 @@ async def read_composite(server: ServerDep, endpoint: EndpointName, body: PathsB
 @router.post("/write-composite", response_model=Result, responses=RESPONSES,
              summary="Write-Composite")
 async def write_composite(server: ServerDep, endpoint: EndpointName, body: CompositeWriteBody,
-                          response: Response) -> Result:
+                          response: Response, at_most_once: AtMostOnce = False) -> Result:
     model = _model(server, endpoint)
     with device_errors():
-        nodes = {parse_path(p): build_node(model, parse_path(p), v)
-                 for p, v in body.values.items()}
+        nodes = {path: build_node(model, path, opaque_from_json(model, path, v))
+                 for path, v in ((parse_path(p), v) for p, v in body.values.items())}
     op = WriteCompositeRequest.of(nodes, _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response)
+    return await run(server, endpoint, op, body.timeout, response, at_most_once)
 
 
 @router.post("/observe", response_model=Result, responses=RESPONSES, summary="Observe")
@@ -273,5 +286,7 @@ async def observations(server: ServerDep, endpoint: EndpointName) -> list[Observ
     with device_errors():
         reg = server.registration(endpoint)
     return [ObservationOut(token=o.token.hex(), paths=list(o.paths), composite=o.composite,
-                           format=format_name(o.content_format), created_at=o.created_at)
+                           format=format_name(o.content_format),
+                           negotiated_format=format_name(o.negotiated_format),
+                           created_at=o.created_at)
             for o in server.observations.for_registration(reg.id)]

@@ -94,14 +94,17 @@ async def get_objects(server: ServerDep, endpoint: str) -> list[ObjectInfo]:
             versions[o.object_id] = o.version
     out = []
     for oid in sorted(instances):
-        om = model.get(oid, versions.get(oid))
+        # The version the client announced (no ver= means 1.0), not the newest one known:
+        # its resources are what the client actually has.
+        announced = versions.get(oid) or "1.0"
+        om = model.get(oid, announced) or model.get(oid)
         resources = [] if om is None else [
             ResourceInfo(id=r.id, name=r.name, type=r.type.value, operations=r.operations.value,
                          multiple=r.multiple, mandatory=r.mandatory, units=r.units or None,
                          range=r.range_enumeration or None, description=r.description or None)
             for r in sorted(om.resources.values(), key=lambda r: r.id)]
         out.append(ObjectInfo(id=oid, name=om.name if om else None,
-                              version=versions.get(oid) or (om.version if om else None),
+                              version=announced,
                               instances=sorted(instances[oid]),
                               multiple=om.multiple if om else None,
                               description=om.description if om else None,

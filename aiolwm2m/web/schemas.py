@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 FormatField = Field(None, description="content format: a number or one of text, opaque, cbor, "
                     "tlv, senml-json, senml-cbor, lwm2m-json, lwm2m-cbor; default: chosen "
@@ -66,12 +74,36 @@ class ObjectInfo(BaseModel):
     resources: list[ResourceInfo]
 
 
+@with_config(ConfigDict(extra="forbid"))
+class OpaqueValue(TypedDict):
+    """An Opaque value: its bytes in base64 (RFC 4648 standard alphabet). Reads always use
+    this form; writes also take the URL-safe alphabet, no padding, or ``{"hex": "..."}``. A
+    bare string for an Opaque resource is refused (400), since hex and base64 overlap."""
+
+    base64: str
+
+
+#: A value of any LwM2M type as JSON: Opaque as :class:`OpaqueValue`, Time as epoch
+#: seconds, Objlnk as "3:0", the others as JSON scalars.
+JsonValue = OpaqueValue | Any
+
+
 class ValueOut(BaseModel):
     path: str
     name: str | None = None
     type: str
     units: str | None = None
-    value: Any
+    value: JsonValue = Field(description="Opaque values are {\"base64\": ...}")
+    unknown: bool = Field(False, description="present (true) when the object version the "
+                          "client announced defines no such resource; the type is then the "
+                          "payload's own")
+
+    @model_serializer(mode="wrap")
+    def _unknown_only_when_true(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not self.unknown and isinstance(data, dict):
+            data.pop("unknown", None)
+        return data
 
 
 class LinkOut(BaseModel):
@@ -90,7 +122,8 @@ class OperationResult(BaseModel):
     success: bool
     diagnostic: str | None = None
     format: str | None = None
-    content: Any = None
+    content: Any = Field(None, description="the node as {id: ...} down to the values "
+                         "(Opaque as {\"base64\": ...})")
     values: list[ValueOut] = []
     links: list[LinkOut] | None = None
     location: str | None = None
@@ -98,16 +131,20 @@ class OperationResult(BaseModel):
 
 
 class QueuedOut(BaseModel):
-    """A request kept for a sleeping (queue-mode) client; poll ``/api/requests/{id}``."""
+    """A request kept for a sleeping (queue-mode) client; poll ``/api/requests/{id}``.
+    Delivered at least once, or at most once when ``at_most_once`` (``in-flight`` while it
+    is sent; ``failed`` with ``result.outcome == "unknown"`` when the server restarted
+    meanwhile)."""
 
     request_id: str
     endpoint: str
     operation: dict[str, Any]
-    state: Literal["pending", "done", "expired", "failed"]
+    state: Literal["pending", "in-flight", "done", "expired", "failed"]
     created_at: float
     expires_at: float
     finished_at: float | None = None
     result: dict[str, Any] | None = None
+    at_most_once: bool = False
 
 
 class PathBody(BaseModel):
@@ -124,8 +161,9 @@ class PathsBody(BaseModel):
 
 class WriteBody(BaseModel):
     path: str = Field(examples=["/3/0/14"])
-    value: Any = Field(description="a value for a resource, {id: value} for an instance or "
-                       "a multiple resource", examples=["+02:00"])
+    value: JsonValue = Field(description="a value for a resource (Opaque as "
+                             "{\"base64\": ...}), {id: value} for an instance or a "
+                             "multiple resource", examples=["+02:00", {"base64": "QU4="}])
     mode: Literal["replace", "update"] = "replace"
     format: str | int | None = FormatField
     timeout: float | None = Field(None, gt=0, le=600)
@@ -140,7 +178,9 @@ class ExecuteBody(BaseModel):
 class CreateBody(BaseModel):
     path: str = Field(examples=["/3303"])
     instance_id: int | None = Field(None, ge=0, le=65534)
-    values: dict[str, Any] = Field(examples=[{"5700": 21.5}])
+    values: dict[str, JsonValue] = Field(examples=[{"5700": 21.5}],
+                                         description="{resource id: value}; Opaque as "
+                                         "{\"base64\": ...}")
     format: str | int | None = FormatField
     timeout: float | None = Field(None, gt=0, le=600)
 
@@ -153,7 +193,11 @@ class AttributesBody(BaseModel):
 
 
 class CompositeWriteBody(BaseModel):
-    values: dict[str, Any] = Field(min_length=1, examples=[{"/3/0/14": "+01:00"}])
+    values: dict[str, JsonValue] = Field(min_length=1,
+                                         examples=[{"/3/0/14": "+01:00",
+                                                    "/19/0/0/0": {"base64": "QU4="}}],
+                                         description="{path: value}; Opaque as "
+                                         "{\"base64\": ...}")
     format: str | int | None = FormatField
     timeout: float | None = Field(None, gt=0, le=600)
 
@@ -168,7 +212,10 @@ class ObservationOut(BaseModel):
     token: str
     paths: list[str]
     composite: bool
-    format: str | None = None
+    format: str | None = Field(None, description="the format asked for (null: the client "
+                                                  "chooses)")
+    negotiated_format: str | None = Field(None, description="the format the client answered "
+                                                            "with; its notifications carry it")
     created_at: float
 
 

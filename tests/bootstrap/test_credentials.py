@@ -13,6 +13,7 @@ from aiolwm2m.bootstrap import (
     BootstrapCredentials,
     BootstrapServer,
     BootstrapServerConfig,
+    ConfigurationConflict,
     ConfigurationError,
     CredentialsError,
     EndpointConfig,
@@ -147,7 +148,8 @@ psk_key = "00ff"
 
 
 async def test_bootstrap_credentials_are_one_endpoints_and_persist(tmp_path: Path) -> None:
-    cfg = BootstrapServerConfig(host="::1", port=0, store="sqlite", data_dir=tmp_path)
+    cfg = BootstrapServerConfig(host="::1", port=0, coaps_port=0, store="sqlite",
+                                data_dir=tmp_path)
     base = EndpointConfig.for_server("coap://h")
     creds = BootstrapCredentials.psk("id-1", b"secret")
     mine = EndpointConfig(base.security, base.servers, bootstrap_credentials=creds)
@@ -155,20 +157,22 @@ async def test_bootstrap_credentials_are_one_endpoints_and_persist(tmp_path: Pat
     await bs.start()
     try:
         await bs.set_config("dev-1", mine)
-        with pytest.raises(ConfigurationError, match="already belong to endpoint 'dev-1'"):
+        with pytest.raises(ConfigurationConflict, match="already belong to endpoint 'dev-1'"):
             await bs.set_config("dev-2", mine)
         with pytest.raises(ConfigurationError, match="not to the default"):
             await bs.set_config("*", mine)
         await bs.set_config("dev-1", mine)  # the same endpoint may store them again
     finally:
         await bs.stop()
+    # The LwM2M server's security store holds what devices present to that server, never
+    # what they present to the Bootstrap-Server.
     store = MemorySecurityStore()
     await store.put(SecurityInfo("dev-9", x509_identity="device-nine"))
-    again = BootstrapServer(cfg, security=store)
+    again = BootstrapServer(cfg, server_security=store)
     await again.start()
     try:
         assert again.bootstrap_identity("dev-1") == "psk:id-1"
-        assert again.bootstrap_identity("dev-9") == "x509:device-nine"
+        assert again.bootstrap_identity("dev-9") is None
         assert again.bootstrap_identity("dev-2") is None
         assert again._psk_index[b"id-1"] == ("dev-1", b"secret")
         await again.remove_config("dev-1")

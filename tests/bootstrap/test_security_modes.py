@@ -5,6 +5,7 @@ Bootstrap-Server refuses clients that do not authenticate as their endpoint must
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from aiolwm2m.bootstrap import (
     AccountCredentials,
     BootstrapCredentials,
+    BootstrapRefused,
     BootstrapServer,
     BootstrapServerConfig,
     EndpointConfig,
@@ -42,7 +44,6 @@ from aiolwm2m.security.credentials import (
     generate_p256_key,
 )
 from aiolwm2m.server import LwM2MServer, ServerConfig
-from aiolwm2m.store.memory import MemorySecurityStore
 from aiolwm2m.store.records import SecurityInfo
 
 from ..security.pki import Pki, make_pki
@@ -208,43 +209,69 @@ async def test_bootstrap_refuses_the_wrong_identity(bs: BootstrapServer,
     await bs.set_config("other", EndpointConfig(
         config.security, config.servers,
         bootstrap_credentials=BootstrapCredentials.psk("other-id", BS_KEY)))
+    events = bs.events.stream()
     cases = [
         # NoSec for an endpoint that has bootstrap credentials.
-        (bs_uri(bs, "coap"), None, "must bootstrap as psk:locked-id, not without security"),
+        (bs_uri(bs, "coap"), None, "must bootstrap over a secure transport",
+         "bootstrap-nosec"),
         # Another endpoint's valid credentials.
-        (bs_uri(bs, "coaps"), PskCredentials(b"other-id", BS_KEY), "not as psk:other-id"),
-        (bs_uri(bs, "coaps+tcp"), PskCredentials(b"other-id", BS_KEY), "not as psk:other-id"),
+        (bs_uri(bs, "coaps"), PskCredentials(b"other-id", BS_KEY), "may not bootstrap",
+         "bootstrap-wrong-identity"),
+        (bs_uri(bs, "coaps+tcp"), PskCredentials(b"other-id", BS_KEY), "may not bootstrap",
+         "bootstrap-wrong-identity"),
     ]
-    for uri, security, reason in cases:
+    for uri, security, reply, reason in cases:
         client = await bootstrap_client(clients, "locked", uri, security)
         failed = await client.events.stream().until(BootstrapFailed, timeout=10)
         assert isinstance(failed, BootstrapFailed)
-        assert "4.03" in failed.reason and reason in failed.reason, failed.reason
+        assert "4.03" in failed.reason and reply in failed.reason, failed.reason
+        # The device is not told which identity would have worked.
+        assert "locked-id" not in failed.reason and "other-id" not in failed.reason
+        refused = await events.until(BootstrapRefused, timeout=5)
+        assert isinstance(refused, BootstrapRefused)
+        assert (refused.endpoint, refused.reason) == ("locked", reason)
+        assert "psk:locked-id" in refused.detail  # the operator is
         await client.stop(deregister=False)
     # An identity nobody configured does not get through the handshake at all.
     client = await bootstrap_client(clients, "locked", bs_uri(bs, "coaps+tcp"),
                                     PskCredentials(b"nobody", BS_KEY))
     failed = await client.events.stream().until(BootstrapFailed, timeout=10)
     assert isinstance(failed, BootstrapFailed) and "4.03" not in failed.reason
-    assert await bs.sessions("locked") == []
+    refused = await events.until(BootstrapRefused, timeout=5)
+    assert isinstance(refused, BootstrapRefused)
+    assert (refused.endpoint, refused.reason) == (None, "bootstrap-unknown-credentials")
+    assert "nobody" in refused.detail
+    # One record per endpoint and reason within the record interval (10 s): the second
+    # wrong identity is counted, not recorded.
+    await asyncio.sleep(0)
+    sessions = await bs.sessions("locked")
+    assert [(s.state, s.reason) for s in sessions] == [
+        ("refused", "bootstrap-nosec"), ("refused", "bootstrap-wrong-identity")]
+    assert "psk:other-id" in (sessions[1].error or "")
+    assert bs.refusals.by_reason == {"bootstrap-nosec": 1, "bootstrap-wrong-identity": 2,
+                                     "bootstrap-unknown-credentials": 1}
 
 
-async def test_bootstrap_credentials_from_a_security_store(
+async def test_dm_server_credentials_do_not_lock_nosec_bootstrap(
         server: LwM2MServer, clients: list[LwM2MClient]) -> None:
-    store = MemorySecurityStore()
-    await store.put(SecurityInfo("dev-s", psk_identity=b"dev-s", psk_key=BS_KEY))
-    bs = BootstrapServer(BootstrapServerConfig(host="::1", port=None, coaps_port=0,
-                                               store="memory", transmission=FAST),
-                         security=store)
+    """The catch-22 of issue 13.3: the endpoint's credentials for the LwM2M server are in
+    its security store, and the Bootstrap-Server must not take them for bootstrap
+    credentials (it did: NoSec bootstrap then got 4.03 "must bootstrap as psk:...")."""
+    await server.stores.security.put(SecurityInfo("dev-s", psk_identity=b"dev-s",
+                                                  psk_key=BS_KEY))
+    bs = BootstrapServer(BootstrapServerConfig(host="::1", port=0, store="memory",
+                                               transmission=FAST),
+                         server_security=server.stores.security)
     await bs.start()
     try:
-        await bs.provision("dev-s", server_uri(server, "coaps"),
-                           server_security=server.stores.security)
-        client = await bootstrap_client(clients, "dev-s", bs_uri(bs, "coaps"),
-                                        PskCredentials(b"dev-s", BS_KEY))
+        assert bs.bootstrap_identity("dev-s") is None
+        change = await bs.set_config("dev-s", EndpointConfig.for_server(
+            server_uri(server, "coaps"), security=server.stores.security.get("dev-s")))
+        assert change.installed == server.stores.security.get("dev-s")
+        assert change.replaced is None
+        client = await bootstrap_client(clients, "dev-s", bs_uri(bs, "coap"))
         await client.wait_registered(10)
         assert server.registrations["dev-s"].identity == "psk:dev-s"
-        assert bs.bootstrap_identity("dev-s") == "psk:dev-s"
     finally:
         await bs.stop()
 

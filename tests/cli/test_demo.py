@@ -22,7 +22,8 @@ async def start_demo(cwd: Path, devices: int, *extra: str, **popen: Any
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aiolwm2m", "demo", "--devices", str(devices), "--coap-port",
         "0", "--coaps-port", "0", "--tcp-port", "0", "--tls-port", "0", "--bootstrap-port",
-        "0", "--http-port", "0", "--api-token", TOKEN, *extra, cwd=cwd,
+        "0", "--bootstrap-coaps-port", "0", "--http-port", "0", "--api-token", TOKEN, *extra,
+        cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **popen)
     assert proc.stderr is not None
     url = None

@@ -39,7 +39,8 @@ async def banner(proc: asyncio.subprocess.Process) -> str:
 
 async def test_runs_serves_and_stops(tmp_path: Path) -> None:
     proc = await start("--coap-port", "0", "--coaps-port", "0", "--tcp-port", "0",
-                       "--tls-port", "0", "--bootstrap-port", "0", "--http-port", "0",
+                       "--tls-port", "0", "--bootstrap-port", "0",
+                       "--bootstrap-coaps-port", "0", "--http-port", "0",
                        "--api-token", "tok-123",
                        "--data-dir", str(tmp_path / "d"), cwd=tmp_path)
     try:
@@ -60,7 +61,8 @@ async def test_runs_serves_and_stops(tmp_path: Path) -> None:
 
 async def test_generated_token_is_printed(tmp_path: Path) -> None:
     proc = await start("--coap-port", "0", "--coaps-port", "0", "--tcp-port", "0",
-                       "--tls-port", "0", "--bootstrap-port", "0", "--http-port", "0",
+                       "--tls-port", "0", "--bootstrap-port", "0",
+                       "--bootstrap-coaps-port", "0", "--http-port", "0",
                        "--store", "memory", cwd=tmp_path)
     try:
         text = await banner(proc)

@@ -14,6 +14,8 @@ from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.server.events import Event, EventStream
 from tests.fake_clock import FakeClock
 
+from .aiocoap_server import AiocoapLwM2MServer
+
 #: Short CoAP timers so that lost messages fail in tenths of a second, not minutes.
 FAST = TransmissionParameters(ack_timeout=0.2, ack_random_factor=1.0, max_retransmit=2,
                               response_timeout=3.0)
@@ -95,3 +97,22 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> Non
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[AiocoapLwM2MServer]:
+    """An independent LwM2M server built on aiocoap."""
+    p = AiocoapLwM2MServer()
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+async def client(peer: AiocoapLwM2MServer, make_client: ClientFactory
+                 ) -> AsyncIterator[LwM2MClient]:
+    """Our client with a temperature sensor, registered with ``peer``."""
+    c: LwM2MClient = await make_client("peer-dev", server_port=peer.port, register=False,
+                                       objects=[TemperatureInstance(0)])
+    await eventually(lambda: bool(peer.rd.registrations), 5)
+    yield c

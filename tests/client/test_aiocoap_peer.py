@@ -4,7 +4,6 @@ server, registers the client, and checks raw responses byte by byte."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import cbor2
 import pytest
@@ -40,21 +39,9 @@ def flatten(tree: object, prefix: tuple[int, ...] = ()) -> dict[tuple[int, ...],
     return out
 
 
-@pytest.fixture
-async def peer() -> AsyncIterator[AiocoapLwM2MServer]:
-    p = AiocoapLwM2MServer()
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-async def client(peer: AiocoapLwM2MServer, make_client: ClientFactory
-                 ) -> AsyncIterator[LwM2MClient]:
-    c: LwM2MClient = await make_client("peer-dev", server_port=peer.port, register=False,
-                                       objects=[TemperatureInstance(0)])
-    await eventually(lambda: bool(peer.rd.registrations), 5)
-    yield c
+#: The object list of the test client, after the root link.
+OBJECTS = ("</1>;ver=1.1,</1/0>,</2>;ver=1.1,</3>;ver=1.2,</3/0>,</4>;ver=1.3,</4/0>,"
+           "</5>;ver=1.2,</5/0>,</6/0>,</7/0>,</3303>;ver=1.1,</3303/0>")
 
 
 async def test_register_message(peer: AiocoapLwM2MServer, client: LwM2MClient) -> None:
@@ -62,10 +49,27 @@ async def test_register_message(peer: AiocoapLwM2MServer, client: LwM2MClient) -
     query = dict(q.partition("=")[::2] for q in reg.opt.uri_query)
     assert query == {"ep": "peer-dev", "lt": "300", "lwm2m": "1.1", "b": "U"}
     assert reg.opt.content_format == LINK
-    links = reg.payload.decode()
-    assert links.startswith('</>;rt="oma.lwm2m";ct="60 110 112 11542 11543 11544"')
-    assert "</1>;ver=1.1,</1/0>" in links and "</3303>;ver=1.1,</3303/0>" in links
-    assert "</0" not in links
+    # LwM2M 1.1: one preferred format, unquoted (what Wakaama's server parses), no list.
+    assert reg.payload.decode() == '</>;rt="oma.lwm2m";ct=110,' + OBJECTS
+
+
+@pytest.mark.parametrize(("settings", "root"), [
+    ({"lwm2m_version": "1.2"}, '</>;rt="oma.lwm2m";ct="60 110 112 11542 11543 11544",'),
+    ({"lwm2m_version": "1.2", "content_formats": (112, 110)},
+     '</>;rt="oma.lwm2m";ct="112 110",'),
+    ({"content_formats": (SENML_CBOR,)}, '</>;rt="oma.lwm2m";ct=112,'),
+    ({"content_formats": ()}, ""),
+])
+async def test_register_message_announces_the_configured_formats(
+        peer: AiocoapLwM2MServer, make_client: ClientFactory, settings: dict[str, object],
+        root: str) -> None:
+    await make_client("peer-dev", server_port=peer.port, register=False,
+                      objects=[TemperatureInstance(0)], **settings)
+    await eventually(lambda: bool(peer.rd.registrations), 5)
+    reg = peer.rd.registrations[0]
+    query = dict(q.partition("=")[::2] for q in reg.opt.uri_query)
+    assert query["lwm2m"] == settings.get("lwm2m_version", "1.1")
+    assert reg.payload.decode() == root + OBJECTS
 
 
 async def test_reads_byte_exact(peer: AiocoapLwM2MServer, client: LwM2MClient) -> None:

@@ -73,3 +73,22 @@ async def test_development_server_is_labelled() -> None:
         stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 2 and b"--bootstrap" in err  # one of the two is required
+
+
+async def test_client_content_format_flag() -> None:
+    server = LwM2MServer(ServerConfig(host="::1", port=0, store="memory", run_timers=False))
+    await server.start()
+    events = server.events.stream()
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiolwm2m", "client", "--endpoint", "cli-ct", "--host", "::1",
+        "--server", f"coap://[::1]:{server.port}", "--content-format", "senml-cbor",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        registered = await next_event(events, Registered, 15)
+        assert registered.registration.content_formats == (112,)
+        assert (await stop(client))[0] == 0
+    finally:
+        if client.returncode is None:
+            client.kill()
+            await client.wait()
+        await server.stop()

@@ -33,7 +33,7 @@ async def test_register_payload_and_identity(server: LwM2MServer,
     client: LwM2MClient = await make_client(server_port=server.port, lifetime=120)
     reg = server.registrations["dev-1"]
     assert (reg.lifetime, reg.lwm2m_version, reg.binding) == (120, "1.1", "U")
-    assert set(reg.content_formats) >= {CF.SENML_CBOR, CF.SENML_JSON, CF.TLV}
+    assert reg.content_formats == (CF.SENML_JSON,)  # 1.1: one preferred format
     listed = {(o.object_id, o.instance_id) for o in reg.objects}
     assert {(1, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (3303, 0)} <= listed
     assert not any(o.object_id == 0 for o in reg.objects)  # Security is never listed

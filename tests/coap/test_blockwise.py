@@ -4,6 +4,7 @@ import pytest
 
 from aiolwm2m.coap.block import BlockValue, size_to_szx
 from aiolwm2m.coap.blockwise import (
+    RETRY_AFTER,
     Block1Assembler,
     Block1Sender,
     Block2Collector,
@@ -12,6 +13,8 @@ from aiolwm2m.coap.blockwise import (
 )
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.message import Message
+from aiolwm2m.coap.reassembly_limits import ReassemblyLimits
+from aiolwm2m.coap.stream_blockwise import StreamBlock1Assembler, StreamBlock2Server
 
 PEER = ("192.0.2.1", 1)
 BODY = bytes(range(256)) * 20  # 5120 bytes
@@ -136,3 +139,98 @@ def test_collector_detects_changed_representation() -> None:
                                                 0.0)
     with pytest.raises(BlockwiseError):
         col.add(other)
+
+
+# -- reassembly budgets ---------------------------------------------------------------------
+
+SMALL = ReassemblyLimits(transport_bytes=4096, peer_bytes=3072, untrusted_peer_bytes=2048,
+                         peer_transfers=2)
+
+
+def upload(asm: Block1Assembler, peer: object, blocks: int, path: str = "/fw",
+           now: float = 0.0, more: bool = True) -> Message:
+    """Blocks 0..blocks-1 of 1024 bytes to ``path``; the answer to the last one."""
+    answer = Message()
+    for num in range(blocks):
+        m = put(num, more or num < blocks - 1, 6, b"u" * 1024, peer=peer)
+        m.uri_path = [path.strip("/")]
+        answer = asm.feed(m, now)
+        if answer.code != Code.CONTINUE:
+            break
+    return answer
+
+
+def trusting(*trusted: object) -> Block1Assembler:
+    return Block1Assembler(limits=SMALL, is_trusted=lambda peer: peer in trusted)
+
+
+def test_an_untrusted_peer_gets_the_smaller_budget_with_size1() -> None:
+    asm = trusting("registered")
+    refused = upload(asm, "stranger", 3)
+    assert refused.code == Code.REQUEST_ENTITY_TOO_LARGE and refused.size1 == 2048
+    assert upload(asm, "registered", 3).code == Code.CONTINUE
+    assert asm.buffered == 3072 and len(asm) == 1  # the refused upload let go of its bytes
+    # Size1 announcing too much is refused before anything is kept.
+    big = put(0, True, 6, b"u" * 1024, peer="stranger")
+    big.size1 = 5000
+    assert asm.feed(big, 0.0).size1 == 2048 and asm.buffered == 3072
+
+
+def test_a_peer_budget_covers_all_its_uploads() -> None:
+    asm = trusting()
+    assert upload(asm, "p", 1, "/a").code == Code.CONTINUE
+    assert upload(asm, "p", 1, "/b").code == Code.CONTINUE
+    assert upload(asm, "p", 1, "/a", more=True).code == Code.CONTINUE  # /a starts over
+    third = put(1, True, 6, b"u" * 1024, peer="p")
+    third.uri_path = ["b"]
+    assert asm.feed(third, 0.0).code == Code.REQUEST_ENTITY_TOO_LARGE  # 3 KiB > 2 KiB
+    # A third upload of the peer's replaces its least recently active one.
+    assert upload(asm, "q", 1, "/a").code == Code.CONTINUE
+    assert upload(asm, "q", 1, "/b").code == Code.CONTINUE
+    assert upload(asm, "q", 1, "/c").code == Code.CONTINUE
+    assert len(asm) == 3 and asm.evicted == 1
+
+
+def test_under_pressure_untrusted_uploads_go_first_and_trusted_ones_never() -> None:
+    asm = trusting("t1", "t2")
+    assert upload(asm, "t1", 2).code == Code.CONTINUE
+    assert upload(asm, "u1", 1).code == Code.CONTINUE
+    assert upload(asm, "u2", 1).code == Code.CONTINUE
+    assert asm.buffered == 4096
+    # A trusted upload takes the untrusted ones' room, least recently active first...
+    assert upload(asm, "t2", 1).code == Code.CONTINUE
+    assert asm.evicted == 1 and upload(asm, "u2", 1, more=True).code == Code.CONTINUE
+    # ...and when only trusted uploads are left, the next one waits: 5.03 with Max-Age.
+    assert upload(asm, "t2", 1, "/other").code == Code.CONTINUE  # evicts u2
+    busy = upload(asm, "u3", 1)
+    assert busy.code == Code.SERVICE_UNAVAILABLE and busy.max_age == RETRY_AFTER
+    more = put(1, True, 6, b"u" * 1024, peer="t2")
+    assert asm.feed(more, 0.0).code == Code.SERVICE_UNAVAILABLE
+    assert asm.buffered <= SMALL.transport_bytes
+    for peer in ("t1", "t2"):
+        assert any(a.peer == peer for a in asm._trusted.values())
+
+
+def test_without_a_trust_predicate_the_least_recently_active_upload_goes() -> None:
+    asm = Block1Assembler(max_transfers=2)
+    assert upload(asm, "a", 1).code == Code.CONTINUE
+    assert upload(asm, "b", 1).code == Code.CONTINUE
+    assert upload(asm, "c", 1).code == Code.CONTINUE
+    gone = put(1, True, 6, b"u" * 1024, peer="a")
+    assert asm.feed(gone, 0.0).code == Code.REQUEST_ENTITY_INCOMPLETE
+    assert upload(asm, "big", 900).code == Code.CONTINUE  # the 1 MiB body limit applies
+
+
+def test_bert_is_refused_on_datagram_transports_only() -> None:
+    asm = Block1Assembler()
+    refused = asm.feed(put(0, True, 7, b"x" * 2048), 0.0)
+    assert refused.code == Code.BAD_REQUEST and b"BERT" in refused.payload
+    assert len(asm) == 0
+    req = Message.request(Code.GET, "/big")
+    req.remote = PEER
+    req.block2 = BlockValue(0, False, 7)
+    answer = Block2Server().cached_block(req, 0.0)
+    assert answer is not None and answer.code == Code.BAD_REQUEST
+    stream = StreamBlock1Assembler(lambda peer: (1 << 20, True))
+    assert stream.feed(put(0, True, 7, b"x" * 2048), 0.0).code == Code.CONTINUE
+    assert StreamBlock2Server(lambda peer: (1 << 20, True)).cached_block(req, 0.0) is None

@@ -327,3 +327,38 @@ def test_message_ids_wrap() -> None:
     first = ml.new_mid()
     mids = [ml.new_mid() for _ in range(0x10000)]
     assert mids[-1] == first and len(set(mids)) == 0x10000
+
+
+def test_error_replies_are_cut_to_the_request_size_plus_slack() -> None:
+    ml = layer(error_reply_slack=64)
+    data = get(mid=20)
+    req = ml.receive(data, PEER, 0.0)
+    assert req is not None
+    echo = ("é" * 500).encode()  # two bytes a character: the cut must not split one
+    ml.respond(req, req.response(Code.BAD_REQUEST, echo, 0), 0.0)
+    (reply,) = ml.outbox
+    assert len(reply[0]) <= len(data) + 64
+    diagnostic = decode_udp(reply[0]).payload
+    assert diagnostic and echo.startswith(diagnostic)
+    diagnostic.decode("utf-8")
+    ml.outbox.clear()
+    # Success replies are content the client asked for, and are left alone.
+    req = ml.receive(get(mid=21), PEER, 0.0)
+    assert req is not None
+    ml.respond(req, req.response(Code.CONTENT, bytes(1000)), 0.0)
+    assert len(decode_udp(ml.outbox[0][0]).payload) == 1000
+    ml.outbox.clear()
+    # Separate (CON) error responses are cut too.
+    req = ml.receive(get(mid=22), PEER, 0.0)
+    assert req is not None
+    ml.acknowledge(req, 0.0)
+    ml.respond(req, req.response(Code.INTERNAL_SERVER_ERROR, bytes(1000), 0), 1.0)
+    assert len(ml.outbox[-1][0]) <= len(data) + 64
+
+
+def test_without_slack_error_replies_are_whole() -> None:
+    ml = layer()
+    req = ml.receive(get(mid=20), PEER, 0.0)
+    assert req is not None
+    ml.respond(req, req.response(Code.BAD_REQUEST, bytes(1000), 0), 0.0)
+    assert len(decode_udp(ml.outbox[0][0]).payload) == 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
 
@@ -88,6 +89,33 @@ def test_peer_identity_names() -> None:
     assert PeerIdentity(IdentityKind.RPK, rpk_spki_der=spki).name == \
         "rpk:" + hashlib.sha256(spki).hexdigest()[:16]
     assert PeerIdentity(IdentityKind.X509, x509_subject_cn="c1").name == "c1"
+
+
+def _psk_key(identity: bytes) -> str:
+    return PeerIdentity(IdentityKind.PSK, psk_identity=identity).key
+
+
+def test_psk_principals_are_one_to_one() -> None:
+    # The byte ff and the four characters \xff were once both "psk:\xff".
+    assert _psk_key(b"\xff") != _psk_key(b"\\xff")
+    assert (_psk_key(b"\xff"), _psk_key(b"\\xff")) == ("psk:\\xff", "psk:\\\\xff")
+    # UTF-8 text and the same text's bytes spelled as escapes, newline and its escape.
+    assert _psk_key("dé".encode()) != _psk_key(b"d\\xc3\\xa9")
+    assert _psk_key(b"a\nb") != _psk_key(b"a\\x0ab")
+    # The usual identity, printable ASCII, is written as it is (as earlier versions did).
+    assert _psk_key(b"device-7 id") == "psk:device-7 id"
+    # Printable and one-to-one over many identities, including every byte value.
+    rng = random.Random(7)
+    samples = {bytes([b]) for b in range(256)} | {b"\\", b"\\\\", b"\\x"} | {
+        rng.randbytes(rng.randrange(1, 12)) for _ in range(2000)}
+    keys = {_psk_key(s): s for s in samples}
+    assert len(keys) == len(samples)
+    assert all(k.isprintable() and k.isascii() for k in keys)
+
+
+def test_psk_identity_name_is_escaped_like_its_principal() -> None:
+    assert PeerIdentity(IdentityKind.PSK, psk_identity=b"\xff\n").name == "\\xff\\x0a"
+    assert PeerIdentity(IdentityKind.PSK, psk_identity=b"a\\b").name == "a\\\\b"
 
 
 def test_x509_identity_reads_cn_and_san(pki: Pki) -> None:

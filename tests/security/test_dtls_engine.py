@@ -23,6 +23,7 @@ from aiolwm2m.security import (
     ServerCredentials,
     SessionClosed,
     UnknownIdentity,
+    WrongKey,
     X509Credentials,
 )
 
@@ -178,26 +179,66 @@ def test_unknown_psk_identity_fails_fast(lookup: InMemoryCredentialLookup) -> No
     assert server.handshake_count == 0
 
 
-def test_wrong_psk_times_out_and_server_keeps_serving(lookup: InMemoryCredentialLookup,
-                                                      psk: PskCredentials) -> None:
+def test_wrong_psk_fails_at_the_finished_and_server_keeps_serving(
+        lookup: InMemoryCredentialLookup, psk: PskCredentials) -> None:
     server, now = _server(lookup, handshake_timeout=5.0), time.monotonic()
     wire = Wire(server)
     bad = DtlsClient(PskCredentials(PSK_IDENTITY, b"wrong key"), handshake_timeout=5.0)
     events = wire.connect(bad, A, now)
-    assert not _of(events, HandshakeCompleted)
-    assert server.handshake_count == 1  # DTLS drops the bad Finished silently
-    deadline = server.next_deadline()
-    assert deadline is not None and deadline <= now + 5.0
-    # A good client is not held up by the stuck handshake.
+    # DTLS drops the Finished that does not decrypt; the server notices the drop right
+    # after the key exchange and ends the handshake at once instead of at its timeout.
+    (server_closed,) = _of(wire.server_events, SessionClosed)
+    assert server_closed.peer == A and isinstance(server_closed.error, WrongKey)
+    assert "dev1" in server_closed.reason and "wrong key" in server_closed.reason
+    assert server_closed.offered is not None and server_closed.offered.psk_identity == b"dev1"
+    assert server.handshake_count == 0 and server.stats.handshakes_failed == 1
+    # ...and tells the client (decrypt_error), which gives up too.
+    (client_closed,) = _of(events, SessionClosed)
+    assert not client_closed.established and "alert" in client_closed.reason.lower()
+    # A good client gets through.
     assert _of(wire.connect(DtlsClient(psk), B, now), HandshakeCompleted)
-    later = now + 6.0
-    server_events = server.handle_timeout(later)
-    (closed,) = _of(server_events, SessionClosed)
+    assert server.peers() == [B]
+
+
+def test_a_stalled_handshake_times_out(lookup: InMemoryCredentialLookup,
+                                       psk: PskCredentials) -> None:
+    server, now = _server(lookup, handshake_timeout=5.0), time.monotonic()
+    client = DtlsClient(psk)
+    client.start(now)
+    (hello,) = client.outgoing()
+    server.receive_datagram(hello, A, now)
+    ((hvr, _),) = server.outgoing()
+    client.receive_datagram(hvr, now)
+    for d in client.outgoing():  # the ClientHello with its cookie; then the client stalls
+        server.receive_datagram(d, A, now)
+    assert server.handshake_count == 1
+    (closed,) = _of(server.handle_timeout(now + 6.0), SessionClosed)
     assert closed.peer == A and isinstance(closed.error, HandshakeTimeout)
-    assert "dev1" in closed.reason and "wrong key" in closed.reason
-    (client_closed,) = _of(bad.handle_timeout(later), SessionClosed)
-    assert isinstance(client_closed.error, HandshakeTimeout)
-    assert server.handshake_count == 0 and server.peers() == [B]
+    assert closed.offered is None and server.handshake_count == 0
+
+
+def test_a_garbled_handshake_record_before_the_key_exchange_is_no_wrong_key(
+        lookup: InMemoryCredentialLookup, psk: PskCredentials) -> None:
+    """Only a record dropped once the PSK identity is known reads as a wrong key."""
+    server, now = _server(lookup), time.monotonic()
+    wire = Wire(server)
+    client = DtlsClient(psk)
+    wire.attach(client, A)
+    client.start(now)
+    (hello,) = client.outgoing()
+    server.receive_datagram(hello, A, now)
+    ((hvr, _),) = server.outgoing()
+    client.receive_datagram(hvr, now)
+    for d in client.outgoing():
+        server.receive_datagram(d, A, now)  # the ClientHello with its cookie
+    # An epoch-1 handshake record, as a stray or reordered Finished would be.
+    stray = b"\x16\xfe\xfd\x00\x01" + bytes(6) + (40).to_bytes(2, "big") + bytes(40)
+    assert server.receive_datagram(stray, A, now) == []
+    assert server.handshake_count == 1
+    for d, _ in server.outgoing():
+        client.receive_datagram(d, now)
+    wire.pump(now)
+    assert [e.peer for e in wire.server_events if isinstance(e, HandshakeCompleted)] == [A]
 
 
 def test_retransmission_recovers_a_lost_flight(lookup: InMemoryCredentialLookup,

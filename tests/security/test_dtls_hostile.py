@@ -18,6 +18,7 @@ from aiolwm2m.security import (
     ServerCredentials,
     SessionClosed,
 )
+from aiolwm2m.security.dtls_server import source_of
 
 from .memory_pair import Wire
 
@@ -174,33 +175,76 @@ def test_a_retransmitted_client_hello_does_not_restart_the_handshake(
     _still_serves(wire, A, now, b"same session")
 
 
-def test_handshake_and_session_limits(lookup: InMemoryCredentialLookup,
-                                      psk: PskCredentials) -> None:
-    server = DtlsServer(ServerCredentials(lookup),
-                        DtlsServerConfig(max_handshakes=2, max_sessions=3))
-    now = time.monotonic()
-    clients = [DtlsClient(psk) for _ in range(5)]
+def _half_open(server: DtlsServer, psk: PskCredentials, peers: list[tuple[str, int]],
+               now: float) -> list[DtlsClient]:
+    """Cookie-verified handshakes from ``peers`` whose clients then stall."""
+    clients = [DtlsClient(psk) for _ in peers]
     flights: list[list[bytes]] = []
-    for i, client in enumerate(clients):
+    for client, peer in zip(clients, peers, strict=True):
         client.start(now)
         (hello,) = client.outgoing()
-        server.receive_datagram(hello, ("192.0.2.50", i), now)
+        server.receive_datagram(hello, peer, now)
         (hvr, _), = server.outgoing()
         client.receive_datagram(hvr, now)
         flights.append(client.outgoing())
-    for i, flight in enumerate(flights):  # ClientHellos with valid cookies
+    for flight, peer in zip(flights, peers, strict=True):  # ClientHellos with valid cookies
         for d in flight:
-            server.receive_datagram(d, ("192.0.2.50", i), now)
-    assert server.handshake_count == 2 and server.stats.refused_full == 3
+            server.receive_datagram(d, peer, now)
+    server.outgoing()
+    return clients
+
+
+def test_stalled_handshakes_make_way_for_new_ones(lookup: InMemoryCredentialLookup,
+                                                  psk: PskCredentials) -> None:
+    server = DtlsServer(ServerCredentials(lookup), DtlsServerConfig(max_handshakes=4))
+    now = time.monotonic()
+    stalled = [(f"192.0.2.{i}", 1000 + i) for i in range(10)]
+    _half_open(server, psk, stalled, now)
+    assert server.handshake_count == 4 and server.stats.handshakes_evicted == 6
+    assert server.stats.refused_full == 0
+    # A legitimate client completes, replacing the oldest stalled handshake.
     wire = Wire(server)
-    for i in range(2):
-        wire.attach(clients[i], ("192.0.2.50", i))
-    server_out = server.outgoing()
-    for d, peer in server_out:
-        wire.client_events[peer] += wire.clients[peer].receive_datagram(d, now)
-    wire.pump(now)
-    assert server.session_count == 2 and server.handshake_count == 0
-    assert wire.connect(DtlsClient(psk), ("192.0.2.60", 1), now)
+    assert any(isinstance(e, HandshakeCompleted)
+               for e in wire.connect(DtlsClient(psk), ("198.51.100.9", 1), now))
+    assert server.session_count == 1 and server.handshake_count == 3
+
+
+def test_half_open_handshakes_per_address_are_capped(lookup: InMemoryCredentialLookup,
+                                                     psk: PskCredentials) -> None:
+    server = DtlsServer(ServerCredentials(lookup),
+                        DtlsServerConfig(max_handshakes=100, max_handshakes_per_address=3))
+    now = time.monotonic()
+    _half_open(server, psk, [("192.0.2.50", i) for i in range(5)], now)
+    # One IPv6 host picks addresses from its /64: still one source.
+    _half_open(server, psk, [(f"2001:db8::{i:x}", 7, 0, 0) for i in range(1, 6)], now)
+    assert server.handshake_count == 6 and server.stats.refused_per_address == 4
+    assert server.stats.handshakes_evicted == 0
+    # Other addresses are not held up, and a finished handshake frees its source's slot.
+    wire = Wire(server)
+    assert any(isinstance(e, HandshakeCompleted)
+               for e in wire.connect(DtlsClient(psk), ("192.0.2.51", 1), now))
+    server.close_session(("192.0.2.50", 0))
+    assert any(isinstance(e, HandshakeCompleted)
+               for e in wire.connect(DtlsClient(psk), ("192.0.2.50", 99), now))
+
+
+def test_established_sessions_are_never_given_up_for_handshakes(
+        lookup: InMemoryCredentialLookup, psk: PskCredentials) -> None:
+    server = DtlsServer(ServerCredentials(lookup),
+                        DtlsServerConfig(max_handshakes=2, max_sessions=3))
+    now = time.monotonic()
+    wire = Wire(server)
+    for i in range(3):
+        wire.connect(DtlsClient(psk), ("192.0.2.60", i), now)
     assert server.session_count == 3
-    wire.connect(DtlsClient(psk), ("192.0.2.60", 2), now)
-    assert server.session_count == 3 and server.stats.refused_full == 4
+    _half_open(server, psk, [("192.0.2.61", 1)], now)
+    assert server.session_count == 3 and server.handshake_count == 0
+    assert server.stats.refused_full == 1
+
+
+def test_sources_of_the_per_address_quota() -> None:
+    assert source_of(("192.0.2.7", 1)) == source_of(("::ffff:192.0.2.7", 2, 0, 0))
+    assert source_of(("2001:db8::1", 1, 0, 0)) == source_of(("2001:db8::ffff:1", 9, 0, 0))
+    assert source_of(("2001:db8::1", 1, 0, 0)) != source_of(("2001:db8:0:1::1", 1, 0, 0))
+    assert source_of(("fe80::1%eth0", 1, 0, 2)) == source_of(("fe80::2", 1, 0, 2))
+    assert source_of("opaque-peer") == "opaque-peer"

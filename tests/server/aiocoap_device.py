@@ -37,6 +37,7 @@ from aiolwm2m.lwm2m import (
     encode_composite,
     encode_node,
 )
+from aiolwm2m.lwm2m.formats import decode_create
 
 CF = ContentFormat
 S = ResourceType
@@ -77,6 +78,7 @@ class DeviceState:
     objects: dict[int, dict[int, ObjectInstance]] = field(default_factory=dict)
     attributes: dict[str, list[str]] = field(default_factory=dict)
     executed: list[tuple[str, str]] = field(default_factory=list)
+    creates: list[bytes] = field(default_factory=list)  # raw Create payloads, in order
 
 
 class AiocoapDevice(aiocoap.interfaces.ObservableResource):
@@ -289,13 +291,18 @@ class AiocoapDevice(aiocoap.interfaces.ObservableResource):
                     return aiocoap.Message(code=C.METHOD_NOT_ALLOWED)
                 self.state.executed.append((str(path), request.payload.decode()))
                 return aiocoap.Message(code=C.CHANGED)
-            node = decode_node(cf, request.payload, path, self.model)
             if len(path) == 1:
-                assert isinstance(node, LwM2MObject)
-                inst = next(iter(node.instances.values()))
-                self.state.objects.setdefault(path[0], {})[inst.id] = inst
+                # The payload may leave the instance id to us: the lowest free one.
+                existing = self.state.objects.setdefault(path[0], {})
+                free = next(i for i in range(65535) if i not in existing)
+                self.state.creates.append(request.payload)
+                created = decode_create(cf, request.payload, path, self.model, free)
+                assert isinstance(created, LwM2MObject)
+                inst = next(iter(created.instances.values()))
+                existing[inst.id] = inst
                 return aiocoap.Message(code=C.CREATED, location_path=(str(path[0]),
                                                                       str(inst.id)))
+            node = decode_node(cf, request.payload, path, self.model)
             self._write(path, node, replace=False)
             self.notify(path)
             return aiocoap.Message(code=C.CHANGED)

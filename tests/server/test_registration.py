@@ -12,8 +12,17 @@ import aiocoap
 import pytest
 from aiocoap.numbers.codes import Code as C
 
+from aiolwm2m.cli.server_cmd import RunningServer
+from aiolwm2m.cli.settings import SettingsError, load_settings
+from aiolwm2m.coap.codes import Code
 from aiolwm2m.server import LwM2MServer, ServerConfig
 from aiolwm2m.server.events import Deregistered, Expired, Registered, Updated
+from aiolwm2m.server.registration_params import (
+    RegisterParams,
+    RegistrationError,
+    parse_register,
+    parse_update,
+)
 from aiolwm2m.server.registry import RegistrationIds
 from aiolwm2m.store.interfaces import Commit
 from aiolwm2m.store.memory import MemoryRegistrationStore, MemoryStores
@@ -231,3 +240,74 @@ def test_registration_ids_are_random_and_distinct() -> None:
     assert len(set(drawn)) == len(drawn)
     assert all(len(i) == 12 and re.fullmatch(r"[A-Za-z0-9_-]{12}", i) for i in drawn)
     assert RegistrationIds()() not in drawn
+
+
+# -- bounded parameters (sans-IO: a Uri-Query over UDP is at most 255 bytes) --------------
+
+HUGE = "9" * 4301  # one digit past what int() converts: it raised a bare ValueError (5.00)
+LIST = b"</1>;ver=1.1,</1/0>,</3/0>"
+
+
+def _register(*query: str, payload: bytes = LIST, **limits: int) -> RegisterParams:
+    return parse_register(["ep=dev", "lwm2m=1.1", *query], payload, 40,
+                          accepted_versions=frozenset({"1.0", "1.1"}), default_lifetime=60,
+                          **limits)
+
+
+@pytest.mark.parametrize(("query", "payload", "code", "message"), [
+    ((f"lt={HUGE}",), LIST, Code.BAD_REQUEST, "not an integer in 1..4294967295"),
+    (("lt=4294967296",), LIST, Code.BAD_REQUEST, "not an integer"),
+    (("lt=0",), LIST, Code.BAD_REQUEST, "not an integer"),
+    ((), f"</{HUGE}/0>".encode(), Code.BAD_REQUEST, "outside 0..65535"),
+    ((), f"</3/{HUGE}>".encode(), Code.BAD_REQUEST, "outside 0..65535"),
+    ((), f"</3>;ver={HUGE}".encode(), Code.BAD_REQUEST, "is not major.minor"),
+    ((), b"</3>;ver=1.1.1", Code.BAD_REQUEST, "is not major.minor"),
+    ((), f'</>;rt="oma.lwm2m";ct="60 {HUGE}",</3/0>'.encode(), Code.BAD_REQUEST,
+     "not a content format number"),
+    ((), b"</3/0>,</3/0>", Code.BAD_REQUEST, "instance listed twice"),
+])
+def test_numbers_are_bounded_before_conversion(query: tuple[str, ...], payload: bytes,
+                                               code: int, message: str) -> None:
+    with pytest.raises(RegistrationError, match=message) as info:
+        _register(*query, payload=payload)
+    assert info.value.code == code
+    assert len(info.value.message) < 200  # the peer's input is quoted short, if at all
+
+
+def test_object_list_caps() -> None:
+    links = b",".join([b"</6>", *(b"</6/%d>" % i for i in range(100))])
+    assert len(_register(payload=links, max_objects=101).object_links.objects) == 101
+    with pytest.raises(RegistrationError, match="more than 100 objects") as info:
+        _register(payload=links, max_objects=100)
+    assert info.value.code == Code.REQUEST_ENTITY_TOO_LARGE
+    with pytest.raises(RegistrationError, match="larger than 500 bytes") as info:
+        _register(payload=links, max_payload=500)
+    assert info.value.code == Code.REQUEST_ENTITY_TOO_LARGE
+    # The root link does not count; the update path has the same caps.
+    root = b'</>;rt="oma.lwm2m",' + links
+    assert len(_register(payload=root, max_objects=101).object_links.objects) == 101
+    with pytest.raises(RegistrationError, match="more than 100 objects"):
+        parse_update([], links, 40, "1.1", max_objects=100)
+
+
+async def test_configured_caps_apply_over_udp(tmp_path: Path, device: AiocoapDevice) -> None:
+    srv = LwM2MServer(ServerConfig(host="::1", port=0, store="memory", run_timers=False,
+                                   data_dir=tmp_path, max_objects_per_registration=3))
+    await srv.start()
+    try:
+        resp = await device.register(uri(srv))  # /1, /1/0, /3/0, /3303/0: four links
+        assert resp.code == C.REQUEST_ENTITY_TOO_LARGE
+        assert resp.payload == b"object list holds more than 3 objects and instances"
+    finally:
+        await srv.stop()
+
+
+def test_caps_are_operator_settings(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text("max_objects_per_registration = 50000\n")
+    settings = load_settings(config, {"AIOLWM2M_MAX_REGISTRATION_PAYLOAD": "1048576"}, {})
+    running = RunningServer(settings)
+    assert running.server.config.max_objects_per_registration == 50_000
+    assert running.server.config.max_registration_payload == 1 << 20
+    with pytest.raises(SettingsError, match="max_objects_per_registration"):
+        load_settings(None, {}, {"max_objects_per_registration": 0})

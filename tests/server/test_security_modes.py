@@ -21,6 +21,7 @@ from aiolwm2m.security.credentials import (
     X509Credentials,
 )
 from aiolwm2m.server import LwM2MServer, ServerConfig
+from aiolwm2m.server.events import Refused
 from aiolwm2m.store.records import SecurityInfo
 from aiolwm2m.transport.dtls import ClientSecurity, DtlsEndpoint
 from aiolwm2m.transport.site import RenderResult, Resource, Site
@@ -85,9 +86,11 @@ async def check_mode(server: LwM2MServer, security: ClientSecurity, endpoint: st
         # The server reaches the device back over the same DTLS session.
         read = await server.read(endpoint, "/3/0/0", format=ContentFormat.TEXT, timeout=5)
         assert read.content == SingleResource(0, ResourceType.STRING, "Secure Devices Inc")
-        # Another authenticated identity cannot take the name ...
+        # An authenticated identity cannot take a name that has no credentials; the reason
+        # goes to the operator, the peer only hears "forbidden".
         resp = await ep.request(register("someone-else"), remote, timeout=10)
-        assert resp.code == Code.FORBIDDEN and b"no credentials" in resp.payload
+        assert (resp.code, resp.payload) == (Code.FORBIDDEN, b"forbidden")
+        assert server.refusals.by_reason["no-credentials"] == 1
     finally:
         await ep.close()
 
@@ -113,12 +116,20 @@ async def test_x509(server: LwM2MServer, pki: Pki) -> None:
 
 
 async def test_identity_binding(server: LwM2MServer) -> None:
-    # An unsecured client cannot use a name that has credentials.
+    refused = server.events.stream()
+    # An unsecured client cannot use a name that has credentials, and is not told which
+    # identity the name wants (that would list a fleet's PSK identities to anyone).
     async with await UdpEndpoint.create("::1", 0) as plain:
         resp = await plain.request(register("psk-dev"), ("::1", server.port), timeout=5)
-        assert resp.code == Code.FORBIDDEN and b"must authenticate" in resp.payload
+        assert (resp.code, resp.payload) == (Code.FORBIDDEN, b"authentication required")
         resp = await plain.request(register("open-dev"), ("::1", server.port), timeout=5)
         assert resp.code == Code.CREATED
+    # The operator is told, in the refusal's log line and event.
+    ev = await refused.until(Refused, timeout=5)
+    assert isinstance(ev, Refused)
+    assert (ev.reason, ev.endpoint, ev.transport) == ("authentication-required", "psk-dev",
+                                                      "udp")
+    assert "psk:psk-dev-id" in ev.detail
     # An identity of one endpoint cannot register another endpoint that has credentials.
     await server.stores.security.put(SecurityInfo("psk-dev-2", psk_identity=b"other-id",
                                                   psk_key=KEY))
@@ -131,11 +142,13 @@ async def test_identity_binding(server: LwM2MServer) -> None:
         location = resp.location_path
     finally:
         await ep.close()
-    # Nor update or de-register it from elsewhere.
+    # Nor update or de-register it from elsewhere: 4.04, as for an id nobody registered.
     async with await UdpEndpoint.create("::1", 0) as plain:
         resp = await plain.request(Message.request(Code.DELETE, "/" + "/".join(location)),
                                    ("::1", server.port), timeout=5)
-        assert resp.code == Code.FORBIDDEN
+        assert resp.code == Code.NOT_FOUND
+    assert server.refusals.by_reason["wrong-transport"] == 1
+    assert "psk-dev" in server.registrations
 
 
 async def test_wrong_key_and_unknown_identity_fail_handshake(server: LwM2MServer) -> None:

@@ -154,3 +154,23 @@ async def test_ipv6_server_uses_a_socket_per_device() -> None:
     finally:
         await fleet.stop()
         await srv.stop()
+
+
+async def test_register_announces_one_format_under_1_1_and_a_list_under_1_2(
+        server: LwM2MServer) -> None:
+    uri = f"coap://127.0.0.1:{server.port}"
+    objects = b"</1>;ver=1.1,</1/0>,</3>;ver=1.2,</3/0>,</3303>;ver=1.1,</3303/0>"
+    fleet = await started(FleetConfig(3, uri, rate=1000, seed=1))
+    try:
+        await until(lambda: fleet.stats.registered == 3)
+        assert fleet.links == b'</>;rt="oma.lwm2m";ct=110,' + objects
+        assert {r.content_formats for r in server.registrations.values()} == {(110,)}
+        assert {r.lwm2m_version for r in server.registrations.values()} == {"1.1"}
+    finally:
+        await fleet.stop(deregister=False)
+    cbor = Fleet(FleetConfig(1, uri, content_formats=(112,)))
+    assert cbor.links == b'</>;rt="oma.lwm2m";ct=112,' + objects
+    listed = Fleet(FleetConfig(1, uri, lwm2m_version="1.2"))
+    assert listed.links == b'</>;rt="oma.lwm2m";ct="60 110 112 11542 11543 11544",' + objects
+    with pytest.raises(ValueError, match="one preferred"):
+        FleetConfig(1, uri, content_formats=(110, 112))

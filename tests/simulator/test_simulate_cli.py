@@ -46,3 +46,25 @@ async def test_simulate_rejects_bad_arguments() -> None:
         "http://example.com", stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1 and b"unsupported scheme" in err
+
+
+async def test_simulate_content_format_flag(tmp_path: Path) -> None:
+    srv = LwM2MServer(ServerConfig(host="127.0.0.1", port=0, store="memory",
+                                   run_timers=False))
+    await srv.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiolwm2m", "simulate", "--count", "3", "--server",
+            f"coap://127.0.0.1:{srv.port}", "--duration", "0.2", "--progress", "none",
+            "--no-deregister", "--content-format", "senml-cbor",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        assert {r.content_formats for r in srv.registrations.values()} == {(112,)}
+    finally:
+        await srv.stop()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiolwm2m", "simulate", "--count", "1", "--server",
+        "coap://127.0.0.1:9", "--content-format", "110,112", stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1 and b"one preferred" in err, err.decode()

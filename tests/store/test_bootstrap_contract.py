@@ -13,6 +13,7 @@ from aiolwm2m.store.bootstrap_sqlite import SQLiteBootstrapStores
 from aiolwm2m.store.bootstrap_store import (
     FAILED,
     FINISHED,
+    REFUSED,
     RUNNING,
     BootstrapConfigRecord,
     BootstrapSessionRecord,
@@ -77,6 +78,21 @@ async def test_sessions(stores: BootstrapStores) -> None:
     assert (await s.get("s2")).error == "timeout"  # type: ignore[union-attr]
 
 
+async def test_trim_keeps_the_newest_in_one_state(stores: BootstrapStores) -> None:
+    s = stores.sessions
+    for i in range(6):
+        await s.save(BootstrapSessionRecord(f"r{i}", f"ep{i % 2}", "h:1", float(i),
+                                            state=REFUSED, finished_at=float(i),
+                                            error="NoSec", reason="bootstrap-nosec"))
+    await s.save(BootstrapSessionRecord("done", "ep0", "h:1", 0.5, state=FINISHED,
+                                        finished_at=1.0))
+    assert await s.trim(REFUSED, 2) == 4
+    assert [r.id for r in await s.recent()] == ["r5", "r4", "done"]
+    assert (await s.get("r5")).reason == "bootstrap-nosec"  # type: ignore[union-attr]
+    assert await s.trim(REFUSED, 2) == 0
+    assert await s.trim(FINISHED, 0) == 1
+
+
 async def test_sqlite_survives_reopen_next_to_the_server_tables(tmp_path: Path) -> None:
     db = tmp_path / "aiolwm2m.sqlite3"
     server_stores = await SQLiteStores.open(db)  # the LwM2M server's tables, same file
@@ -92,6 +108,16 @@ async def test_sqlite_survives_reopen_next_to_the_server_tables(tmp_path: Path) 
     assert (await again.configs.get("ep")) == BootstrapConfigRecord("ep", CONFIG, 1.0)
     assert [r.id for r in await again.sessions.for_endpoint("ep")] == ["x", "y"]
     assert len(await again.sessions.for_endpoint("many")) == 200
-    await again.sessions.save(BootstrapSessionRecord("w", "ep", "h:1", 4.0))
+    await again.sessions.save(BootstrapSessionRecord("w", "ep", "h:1", 4.0, state=REFUSED,
+                                                     reason="bootstrap-wrong-identity"))
     assert [r.id for r in await again.sessions.recent(1)] == ["w"]
     await again.close()
+    third = await SQLiteBootstrapStores.open(db)
+    assert (await third.sessions.get("w")).reason == (  # type: ignore[union-attr]
+        "bootstrap-wrong-identity")
+    assert await third.sessions.trim(REFUSED, 0) == 1
+    await third.close()
+    fourth = await SQLiteBootstrapStores.open(db)
+    assert await fourth.sessions.get("w") is None
+    assert [r.id for r in await fourth.sessions.for_endpoint("ep")] == ["x", "y"]
+    await fourth.close()

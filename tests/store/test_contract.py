@@ -16,6 +16,8 @@ from aiolwm2m.store.memory import MemoryStores
 from aiolwm2m.store.records import (
     DONE,
     EXPIRED,
+    FAILED,
+    IN_FLIGHT,
     PENDING,
     ObjectLinkEntry,
     Observation,
@@ -148,6 +150,52 @@ async def test_queue(stores: Stores) -> None:
     assert await q.get("q1") is None
     assert await q.finish("missing", DONE, None, 1.0) is None
     assert (await q.get("q3")) is not None and (await q.get("q3")).state == PENDING  # type: ignore[union-attr]
+
+
+async def test_queue_in_flight(stores: Stores) -> None:
+    q = stores.queue
+    for rid in ("a", "b"):
+        await q.push(QueuedRequest(rid, "ep", {"op": "execute"}, 1.0, 100.0,
+                                   at_most_once=True))
+    started = await q.start("a", at=2.0)
+    assert started is not None and started.state == IN_FLIGHT and started.started_at == 2.0
+    assert started.at_most_once
+    # In flight: neither pending, nor expirable, nor purged, and not started twice.
+    assert [r.id for r in await q.pending("ep")] == ["b"]
+    assert [r.id for r in await q.expired(1000.0)] == ["b"]
+    assert await q.depth() == 1
+    assert await q.start("a", at=3.0) is None
+    assert await q.start("missing", at=3.0) is None
+    assert await q.purge_finished(before=1000.0) == 0
+    assert [r.id for r in await q.in_flight()] == ["a"]
+    done = await q.finish("a", DONE, {"code": "2.04"}, at=4.0)
+    assert done is not None and done.state == DONE and done.started_at == 2.0
+    assert await q.in_flight() == []
+    await q.finish("b", EXPIRED, None, at=5.0)
+    assert await q.start("b", at=6.0) is None  # only pending requests start
+
+
+async def test_sqlite_in_flight_survives_reopen(tmp_path: Path) -> None:
+    s = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    await s.queue.push(QueuedRequest("amo", "ep", {"op": "execute"}, 1.0, 100.0,
+                                     at_most_once=True))
+    await s.queue.push(QueuedRequest("alo", "ep", {"op": "execute"}, 1.0, 100.0))
+    await s.queue.start("amo", at=2.0)
+    await s.close()
+    s2 = await SQLiteStores.open(tmp_path / "db.sqlite3")
+    assert [(r.id, r.state, r.at_most_once) for r in await s2.queue.in_flight()] == [
+        ("amo", IN_FLIGHT, True)]
+    assert [r.id for r in await s2.queue.pending("ep")] == ["alo"]
+    await s2.queue.finish("amo", FAILED, {"outcome": "unknown"}, at=3.0)
+    await s2.close()
+
+
+def test_queued_request_rows_of_earlier_versions_load() -> None:
+    old = {"id": "q", "ep": "ep", "op": {"op": "read"}, "created": 1.0, "expires": 2.0,
+           "state": PENDING, "result": None, "finished": None, "seq": 3}
+    r = QueuedRequest.from_dict(old)
+    assert (r.at_most_once, r.started_at, r.sequence) == (False, None, 3)
+    assert QueuedRequest.from_dict(r.to_dict()) == r
 
 
 async def test_sqlite_survives_reopen(tmp_path: Path) -> None:

@@ -18,11 +18,14 @@ class RawStream:
         self.frames: list[Message] = []
 
     @classmethod
-    async def open(cls, port: int, *, csm: bool = True, rcvbuf: int | None = None
-                   ) -> RawStream:
+    async def open(cls, port: int, *, csm: bool = True, rcvbuf: int | None = None,
+                   source: str | None = None) -> RawStream:
+        """Connect to 127.0.0.1:``port``, from the loopback address ``source`` if given."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            sock.bind((source, 0))
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock)

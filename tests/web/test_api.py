@@ -63,7 +63,8 @@ async def test_read_write_execute(s: Stack) -> None:
     body = r.json()
     assert r.status_code == 200 and body["code"] == "2.05" and body["success"]
     assert body["content"]["0"] == "aiocoap-works"
-    assert {"path": "/3/0/9", "name": "Battery Level", "type": "Integer", "units": "/100",
+    # The device lists </3/0> without ver=, so Device 1.0 (whose unit is "%") describes it.
+    assert {"path": "/3/0/9", "name": "Battery Level", "type": "Integer", "units": "%",
             "value": 87} in body["values"]
     r = await s.http.get("/api/clients/dev-1/read",
                          params={"path": "/3/0/7", "format": "senml-json"})

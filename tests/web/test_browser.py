@@ -84,7 +84,7 @@ async def test_device_list_read_write_execute_observe() -> None:
 
         # Read: the value with its units.
         await battery.get_by_test_id("read").click()
-        await expect(battery.get_by_test_id("value")).to_have_text("87 /100")
+        await expect(battery.get_by_test_id("value")).to_have_text("87 %")  # Device 1.0: no ver=
 
         # A resource the device lacks: its 4.04, explained.
         memory = resource(page, "/3/0/10")
@@ -200,7 +200,7 @@ async def test_sleeping_device_gets_queued_request() -> None:
         # The device wakes (a registration update); the queued read goes out and its result
         # lands where it was asked for.
         assert (await dev.update()).code.is_successful()
-        await expect(battery.get_by_test_id("value")).to_have_text("87 /100")
+        await expect(battery.get_by_test_id("value")).to_have_text("87 %")  # Device 1.0: no ver=
         await expect(feedback).to_contain_text("2.05")
         await expect(page.get_by_test_id("activity-log")).to_contain_text("Woke up")
         await expect(status).to_have_text("sleeping")  # after awake_time, asleep again

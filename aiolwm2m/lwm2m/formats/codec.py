@@ -23,10 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
-from ..errors import UnsupportedFormat
+from ..errors import PathNotAllowed, UnsupportedFormat, shown
 from ..model.registry import ModelRegistry
-from ..nodes import Node, TimestampedNodes
-from ..path import LwM2MPath
+from ..nodes import (
+    Node,
+    ObjectInstance,
+    SingleResource,
+    TimestampedNodes,
+    instance_trusted,
+    object_trusted,
+)
+from ..path import LwM2MPath, path_from_trusted_ids
 from . import lwm2m_cbor, lwm2m_json, senml, single_value, tlv
 from .content_format import ContentFormat
 
@@ -35,10 +42,12 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "TIMESTAMPED_FORMATS",
     "decode_composite",
+    "decode_create",
     "decode_node",
     "decode_paths",
     "decode_timestamped",
     "encode_composite",
+    "encode_create",
     "encode_node",
     "encode_paths",
     "encode_timestamped",
@@ -72,7 +81,9 @@ def _as_bytes(payload: bytes | bytearray | memoryview) -> bytes:
 
 
 def _unsupported(fmt: int, path: object, what: str) -> UnsupportedFormat:
-    return UnsupportedFormat(fmt, path, f"content format {fmt} is not supported for {what}")
+    return UnsupportedFormat(
+        fmt, path, f"content format {shown(fmt, 12)} is not supported for {what}"
+    )
 
 
 def encode_node(fmt: int, path: LwM2MPath, node: Node, model: ModelRegistry | None = None) -> bytes:
@@ -125,6 +136,64 @@ def decode_node(
     if fmt == CF.CBOR:
         return single_value.decode_cbor_value(data, path, model)
     raise _unsupported(fmt, path, "a node")
+
+
+def encode_create(fmt: int, path: LwM2MPath, node: Node, *, assign_id: bool = False) -> bytes:
+    """The payload of a Create in the object at ``path``.
+
+    ``node`` is an object instance (or an object of several). With ``assign_id`` the
+    instance level is left out (TLV: resource TLVs at the top; SenML: names ``/o/r``; LwM2M
+    CBOR: ``{o: {r: ...}}``) and the client picks the id; an instance without resources is
+    then an empty payload. LwM2M JSON and the single-value formats cannot express that.
+    """
+    if not assign_id:
+        if type(node) is ObjectInstance:
+            node = object_trusted(path[0], {node.id: node})
+        return encode_node(fmt, path, node)
+    if type(node) is not ObjectInstance or len(path) != 1:
+        raise PathNotAllowed(fmt, path, "a Create without instance id carries one instance")
+    if not node.resources:
+        return b""
+    if fmt in _TLV:
+        return tlv.encode_tlv(fmt, path_from_trusted_ids((path[0], node.id)), node)
+    # Values of multiple resources only (/o/r/ri) look like an instance's (/o/i/r) in SenML
+    # and LwM2M CBOR, and a client reads them so; a single resource (/o/r) tells.
+    if (fmt in _SENML or fmt == CF.LWM2M_CBOR) and not any(
+        type(r) is SingleResource for r in node.resources.values()
+    ):
+        raise UnsupportedFormat(
+            fmt, path, "a Create without instance id needs a single-instance resource "
+            "in this format (or TLV, or an instance id)"
+        )
+    if fmt in _SENML:
+        return senml.encode_senml_create(fmt, path, node)
+    if fmt == CF.LWM2M_CBOR:
+        return lwm2m_cbor.encode_lwm2m_cbor_create(path, node)
+    raise _unsupported(fmt, path, "a Create without instance id")
+
+
+def decode_create(
+    fmt: int,
+    payload: bytes | bytearray | memoryview,
+    path: LwM2MPath,
+    model: ModelRegistry | None,
+    free_id: int,
+) -> Node:
+    """The object a Create in ``path`` carries, with its instances by id.
+
+    A payload that leaves the instance id out (see :func:`encode_create`), or an empty one,
+    makes one instance with id ``free_id`` (the caller's lowest free id).
+    """
+    data = _as_bytes(payload)
+    if not data:
+        return object_trusted(path[0], {free_id: instance_trusted(free_id, {})})
+    if fmt in _TLV:
+        return tlv.decode_tlv_create(fmt, data, path, model, free_id)
+    if fmt in _SENML:
+        return senml.decode_senml_create(fmt, data, path, model, free_id)
+    if fmt == CF.LWM2M_CBOR:
+        return lwm2m_cbor.decode_lwm2m_cbor_create(data, path, model, free_id)
+    return decode_node(fmt, data, path, model)
 
 
 def encode_composite(

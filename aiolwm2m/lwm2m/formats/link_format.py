@@ -12,12 +12,20 @@ gives them typed shapes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ...coap.linkformat import Link, LinkFormatError, format_link_format, parse_link_format
+from ...coap.linkformat import (
+    Link,
+    LinkFormatError,
+    TooManyLinks,
+    format_link_format,
+    parse_link_format,
+)
 from ..attributes import NotificationAttributes, attributes_from_link_params
-from ..errors import InvalidAttribute, InvalidPath, InvalidPayload
+from ..bounded_int import MAX_UINT16, parse_decimal
+from ..errors import InvalidAttribute, InvalidPath, InvalidPayload, shown
 from ..path import LwM2MPath
 from .content_format import ContentFormat
 
@@ -25,6 +33,7 @@ __all__ = [
     "DiscoveredLink",
     "ObjectEntry",
     "ObjectList",
+    "ObjectListTooLarge",
     "decode_discover",
     "decode_object_list",
     "encode_discover",
@@ -33,12 +42,21 @@ __all__ = [
 
 _FMT = ContentFormat.LINK_FORMAT
 _LWM2M_RT = "oma.lwm2m"
+# An object version is "major.minor" (TS 1.1, "ver"); bounded so that a registration cannot
+# store a long string in it.
+_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")
+# dim counts resource instances, whose ids are 0..65535.
+_MAX_DIM = MAX_UINT16 + 1
 _OWN_PARAMS = frozenset(
     {"dim", "ver", "pmin", "pmax", "gt", "lt", "st", "epmin", "epmax", "con", "hqmax"}
 )
 
 
-def _links(payload: bytes | str) -> list[Link]:
+class ObjectListTooLarge(InvalidPayload):
+    """A Register/Update object list names more objects and instances than allowed."""
+
+
+def _links(payload: bytes | str, max_links: int | None = None) -> list[Link]:
     if isinstance(payload, bytes | bytearray | memoryview):
         try:
             payload = bytes(payload).decode("utf-8")
@@ -47,7 +65,9 @@ def _links(payload: bytes | str) -> list[Link]:
     if not payload.strip():
         return []
     try:
-        return parse_link_format(payload)
+        return parse_link_format(payload, max_links)
+    except TooManyLinks as exc:
+        raise ObjectListTooLarge(_FMT, None, exc.reason, offset=exc.position) from None
     except LinkFormatError as exc:
         raise InvalidPayload(_FMT, None, exc.reason, offset=exc.position) from None
 
@@ -57,7 +77,7 @@ def _path(target: str, index: int) -> LwM2MPath:
         return LwM2MPath.parse(target)
     except InvalidPath as exc:
         raise InvalidPayload(
-            _FMT, None, f"link target <{target}>: {exc.reason}", index=index
+            _FMT, None, f"link target <{target[:40]}>: {exc.reason}", index=index
         ) from None
 
 
@@ -88,9 +108,12 @@ def decode_discover(payload: bytes | str) -> list[DiscoveredLink]:
         dim_text = link.get("dim")
         dim: int | None = None
         if dim_text is not None:
-            if not (dim_text.isascii() and dim_text.isdigit()):
-                raise InvalidPayload(_FMT, path, f"dim {dim_text!r} is not a count", index=index)
-            dim = int(dim_text)
+            dim = parse_decimal(dim_text, _MAX_DIM)
+            if dim is None:
+                raise InvalidPayload(
+                    _FMT, path, f"dim {shown(dim_text, 20)} is not a count in 0..{_MAX_DIM}",
+                    index=index,
+                )
         try:
             attributes = attributes_from_link_params(link.params)
         except InvalidAttribute as exc:
@@ -132,25 +155,33 @@ class ObjectList:
         return {e.object_id: e.version for e in self.objects if e.version is not None}
 
 
-def decode_object_list(payload: bytes | str) -> ObjectList:
-    links = _links(payload)
+def decode_object_list(payload: bytes | str, *, max_entries: int | None = None) -> ObjectList:
+    """The Register/Update object list; linear in the size of the payload.
+
+    ``max_entries`` bounds the object and object-instance links (the ``rt="oma.lwm2m"``
+    link is not one): a list holding more raises :class:`ObjectListTooLarge` without
+    parsing the rest.
+    """
+    try:
+        links = _links(payload, None if max_entries is None else max_entries + 1)
+    except ObjectListTooLarge:
+        raise ObjectListTooLarge(
+            _FMT, None, f"more than {max_entries} objects and instances"
+        ) from None
     root_path = "/"
     content_formats: tuple[int, ...] = ()
     root_link = False
     versions: dict[int, str | None] = {}
-    instances: dict[int, list[int]] = {}
+    instances: dict[int, dict[int, None]] = {}  # (a dict: an ordered set, for the check below)
     for index, link in enumerate(links):
         if _LWM2M_RT in link.values("rt"):
             if root_link:
                 raise InvalidPayload(_FMT, None, 'two rt="oma.lwm2m" links', index=index)
             root_link = True
             root_path = link.target if link.target.endswith("/") else link.target + "/"
-            try:
-                content_formats = tuple(int(v) for v in link.values("ct"))
-            except ValueError:
-                raise InvalidPayload(
-                    _FMT, None, f"ct {link.get('ct')!r} is not numbers", index=index
-                ) from None
+            content_formats = _content_formats(link, index)
+    if max_entries is not None and len(links) - root_link > max_entries:
+        raise ObjectListTooLarge(_FMT, None, f"more than {max_entries} objects and instances")
     for index, link in enumerate(links):
         if _LWM2M_RT in link.values("rt"):
             continue
@@ -163,14 +194,19 @@ def decode_object_list(payload: bytes | str) -> ObjectList:
             target = "/" + target[len(root_path) :]
         path = _path(target, index)
         if len(path) == 1:
-            versions[path[0]] = link.get("ver") or versions.get(path[0])
-            instances.setdefault(path[0], [])
+            version = link.get("ver")
+            if version is not None and not _VERSION.fullmatch(version):
+                raise InvalidPayload(
+                    _FMT, path, f"ver {shown(version, 20)} is not major.minor", index=index
+                )
+            versions[path[0]] = version or versions.get(path[0])
+            instances.setdefault(path[0], {})
         elif len(path) == 2:
             versions.setdefault(path[0], None)
-            bucket = instances.setdefault(path[0], [])
+            bucket = instances.setdefault(path[0], {})
             if path[1] in bucket:
                 raise InvalidPayload(_FMT, path, "instance listed twice", index=index)
-            bucket.append(path[1])
+            bucket[path[1]] = None
         else:
             raise InvalidPayload(
                 _FMT, path, "only objects and object instances belong here", index=index
@@ -179,6 +215,18 @@ def decode_object_list(payload: bytes | str) -> ObjectList:
         ObjectEntry(oid, versions[oid], tuple(sorted(instances[oid]))) for oid in sorted(versions)
     )
     return ObjectList(objects, content_formats, root_path, root_link)
+
+
+def _content_formats(link: Link, index: int) -> tuple[int, ...]:
+    formats: list[int] = []
+    for text in link.values("ct"):
+        number = parse_decimal(text, MAX_UINT16)
+        if number is None:
+            raise InvalidPayload(
+                _FMT, None, f"ct {shown(text, 20)} is not a content format number", index=index
+            )
+        formats.append(number)
+    return tuple(formats)
 
 
 def encode_object_list(

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import cbor2
 
-from ..errors import CodecError, InvalidPayload, InvalidValue, PathNotAllowed
+from ..errors import CodecError, InvalidPayload, InvalidValue, PathNotAllowed, shown
 from ..model.registry import ModelRegistry
 from ..nodes import (
     MultipleResource,
@@ -46,14 +46,16 @@ from ..values import (
 from . import plans
 from .cbor_support import ShortFloat, dump, int_item, kind_of, load_one
 from .content_format import ContentFormat
-from .tree_assembly import Leaf, assemble, group_leaves
+from .tree_assembly import Leaf, assemble, group_leaves, omits_instance
 from .value_mapping import STRING_OBJLNK, ValueMapper
 
 __all__ = [
     "decode_lwm2m_cbor",
     "decode_lwm2m_cbor_composite",
+    "decode_lwm2m_cbor_create",
     "encode_lwm2m_cbor",
     "encode_lwm2m_cbor_composite",
+    "encode_lwm2m_cbor_create",
 ]
 
 _FMT = ContentFormat.LWM2M_CBOR
@@ -84,18 +86,18 @@ def _key_ids(key: object, prefix: tuple[int, ...]) -> tuple[int, ...]:
         ids = key
     else:
         raise InvalidPayload(
-            _FMT, _show(prefix), f"map key {key!r} is neither an id nor an id array"
+            _FMT, _show(prefix), f"map key {shown(key, 24)} is neither an id nor an id array"
         )
     full = prefix + ids
     if len(full) > 4:
-        raise InvalidPayload(_FMT, _show(prefix), f"path {list(full)} is deeper than 4 levels")
+        raise InvalidPayload(_FMT, _show(prefix), "a path is deeper than 4 levels")
     for position, value in enumerate(full[len(prefix) :], start=len(prefix)):
         if (
             type(value) is not int
             or not 0 <= value <= MAX_ID
             or (position == 1 and value == MAX_ID)
         ):
-            raise InvalidPayload(_FMT, _show(prefix), f"{value!r} is not a valid id")
+            raise InvalidPayload(_FMT, _show(prefix), f"{shown(value, 24)} is not a valid id")
     return full
 
 
@@ -104,28 +106,40 @@ def _show(ids: tuple[int, ...]) -> str:
 
 
 def _walk(
-    mapping: dict[Any, Any], prefix: tuple[int, ...], out: list[tuple[LwM2MPath, Any]]
+    mapping: dict[Any, Any],
+    prefix: tuple[int, ...],
+    out: list[tuple[LwM2MPath, Any]],
+    min_depth: int,
 ) -> None:
     for key, value in mapping.items():
         full = _key_ids(key, prefix)
         if type(value) is dict:
-            _walk(value, full, out)
+            if len(full) >= 4:  # (checked here: a map may hold itself, via shared references)
+                raise InvalidPayload(_FMT, _show(full), "a path is deeper than 4 levels")
+            _walk(value, full, out, min_depth)
         else:
-            if len(full) < 3:
+            if len(full) < min_depth:
                 raise InvalidPayload(
                     _FMT, _show(full), "a value must stand at a resource or resource instance"
                 )
             out.append((path_from_trusted_ids(full), value))
 
 
-def _leaves(document: Any, model: ModelRegistry | None) -> list[Leaf]:
+def _flatten(document: Any, min_depth: int = 3) -> list[tuple[LwM2MPath, Any]]:
+    """(path, raw value) of every value of a document; values stand ``min_depth`` levels
+    deep or deeper (2 for a Create without instance id, which skips the instance level)."""
     if type(document) is not dict:
         raise InvalidPayload(_FMT, None, "an LwM2M CBOR document is a map")
     flat: list[tuple[LwM2MPath, Any]] = []
-    try:
-        _walk(document, (), flat)
-    except RecursionError:
-        raise InvalidPayload(_FMT, None, "maps nested too deep") from None
+    _walk(document, (), flat, min_depth)
+    return flat
+
+
+def _leaves(document: Any, model: ModelRegistry | None) -> list[Leaf]:
+    return _typed_leaves(_flatten(document), model)
+
+
+def _typed_leaves(flat: list[tuple[LwM2MPath, Any]], model: ModelRegistry | None) -> list[Leaf]:
     convert = ValueMapper(_FMT, model, STRING_OBJLNK).convert
     leaves: list[Leaf] = []
     for path, raw in flat:
@@ -584,6 +598,30 @@ def decode_lwm2m_cbor(payload: bytes, path: LwM2MPath, model: ModelRegistry | No
     return assemble(_FMT, path, leaves, base_info)
 
 
+def decode_lwm2m_cbor_create(
+    payload: bytes, path: LwM2MPath, model: ModelRegistry | None, free_id: int
+) -> Node:
+    """The object at ``path`` a Create carries: values at ``/o/i/r`` (``/o/i/r/ri``) name
+    their instance; values at ``/o/r`` (``/o/r/ri``) leave it out and stand in ``free_id``."""
+    flat = _flatten(load_one(_FMT, payload), min_depth=2)
+    oid = path[0]
+    for value_path, _ in flat:
+        if value_path[0] != oid:
+            raise PathNotAllowed(_FMT, value_path, f"is outside the request path {path}")
+    if omits_instance(_FMT, oid, [value_path for value_path, _ in flat], model):
+        flat = [
+            (path_from_trusted_ids((oid, free_id, *value_path[1:])), raw)
+            for value_path, raw in flat
+        ]
+    return assemble(_FMT, path, _typed_leaves(flat, model))
+
+
+def encode_lwm2m_cbor_create(path: LwM2MPath, instance: ObjectInstance) -> bytes:
+    """A Create of ``instance`` that leaves its id to the client: ``{o: {r: value}}``,
+    without the instance level (one-entry maps collapse into id-array keys)."""
+    return dump(_collapse({path[0]: _subtree(path, instance)}))
+
+
 def decode_lwm2m_cbor_composite(
     payload: bytes, paths: list[LwM2MPath] | None, model: ModelRegistry | None
 ) -> dict[LwM2MPath, Node]:
@@ -614,7 +652,7 @@ def _item(path: object, rtype: ResourceType, value: Value) -> object:
             pass
     elif rtype is ResourceType.OBJLNK and type(value) is ObjectLink:
         return str(value)
-    raise InvalidValue(_FMT, path, f"cannot encode {value!r} as {rtype.value}")
+    raise InvalidValue(_FMT, path, f"cannot encode {shown(value)} as {rtype.value}")
 
 
 def _subtree(path: LwM2MPath, node: Node) -> Any:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from ..errors import InvalidPath, InvalidPayload, InvalidValue, PathNotAllowed
+from ..errors import InvalidPath, InvalidPayload, InvalidValue, PathNotAllowed, shown
 from ..model.registry import ModelRegistry
 from ..nodes import (
     Node,
@@ -42,6 +42,15 @@ _EXTRA: Final = {**STRING_OPAQUE, **STRING_OBJLNK}
 
 # index, path, kind, raw value, time
 _Entry = tuple[int, LwM2MPath, int, Any, float]
+# Times beyond 2**53 s (the exact integers of a double) are no times, and would overflow
+# the float conversions of their users.
+_MAX_TIME: Final = 2**53
+
+
+def _is_time(value: object) -> bool:
+    if type(value) is int or type(value) is float:
+        return -_MAX_TIME <= value <= _MAX_TIME
+    return False
 
 
 def _reject_constant(name: str) -> float:
@@ -69,8 +78,8 @@ def _entries(fmt: int, payload: bytes) -> list[_Entry]:
     entries = document.get("e")
     if type(base_name) is not str:
         raise InvalidPayload(fmt, None, "'bn' is not a string")
-    if type(base_time) not in (int, float):
-        raise InvalidPayload(fmt, None, "'bt' is not a number")
+    if not _is_time(base_time):
+        raise InvalidPayload(fmt, None, "'bt' is not a number of seconds")
     if type(entries) is not list:
         raise InvalidPayload(fmt, None, "'e' must be an array of entries")
     out: list[_Entry] = []
@@ -88,13 +97,13 @@ def _entries(fmt: int, payload: bytes) -> list[_Entry]:
         offset = entry.get("t", 0)
         if type(name) is not str:
             raise InvalidPayload(fmt, None, "'n' is not a string", index=index)
-        if type(offset) not in (int, float):
-            raise InvalidPayload(fmt, None, "'t' is not a number", index=index)
+        if not _is_time(offset):
+            raise InvalidPayload(fmt, None, "'t' is not a number of seconds", index=index)
         try:
             path = LwM2MPath.parse(base_name + name)
         except InvalidPath as exc:
             raise InvalidPayload(
-                fmt, None, f"name {base_name + name!r}: {exc.reason}", index=index
+                fmt, None, f"name {shown(base_name + name, 40)}: {exc.reason}", index=index
             ) from None
         key = value_keys[0]
         kind = _VALUE_KINDS[key]
@@ -173,7 +182,7 @@ def _entry(
             return {"n": name, "ov": str(value)}
         raise ValueError("executable resources carry no value")
     except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidValue(fmt, path, f"cannot encode {value!r}: {exc}") from None
+        raise InvalidValue(fmt, path, f"cannot encode {shown(value)}: {exc}") from None
 
 
 def _dump(fmt: int, document: dict[str, Any]) -> bytes:

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from ..errors import InvalidPath, InvalidPayload, InvalidValue, PathNotAllowed
+from ..errors import InvalidPath, InvalidPayload, InvalidValue, PathNotAllowed, shown
 from ..model.registry import ModelRegistry
 from ..nodes import (
     LwM2MObject,
@@ -41,7 +41,7 @@ from ..nodes import (
     node_matches_path,
     object_trusted,
 )
-from ..path import LwM2MPath
+from ..path import LwM2MPath, path_from_trusted_ids
 from ..values import (
     INT64_MAX,
     INT64_MIN,
@@ -63,7 +63,7 @@ from .cbor_support import (
     value_item,
 )
 from .content_format import ContentFormat
-from .tree_assembly import Leaf, assemble, group_leaves
+from .tree_assembly import Leaf, assemble, group_leaves, omits_instance
 from .value_mapping import (
     Kind,
     ValueMapper,
@@ -77,10 +77,12 @@ from .value_mapping import (
 __all__ = [
     "decode_senml",
     "decode_senml_composite",
+    "decode_senml_create",
     "decode_senml_paths",
     "decode_senml_timestamped",
     "encode_senml",
     "encode_senml_composite",
+    "encode_senml_create",
     "encode_senml_paths",
     "encode_senml_timestamped",
 ]
@@ -157,11 +159,11 @@ class _Dialect:
         for key in keys:
             role = self.labels.get(key)
             if role is None:
-                label = key if isinstance(key, str) else repr(key)
+                label = shown(key if isinstance(key, str) else shown(key, 24), 24)
                 if isinstance(key, str) and key.endswith("_"):
-                    reason = f"must-understand label {label!r} is not supported"
+                    reason = f"must-understand label {label} is not supported"
                 else:
-                    reason = f"unknown or unsupported label {label!r}"
+                    reason = f"unknown or unsupported label {label}"
                 raise InvalidPayload(self.fmt, None, reason, index=index)
             if role[0] == _VALUE:
                 if value_key is not _MISSING:
@@ -224,7 +226,9 @@ def _parse_name(fmt: int, name: str, index: int) -> LwM2MPath:
     try:
         path = LwM2MPath.parse(name)
     except InvalidPath as exc:
-        raise InvalidPayload(fmt, None, f"name {name!r}: {exc.reason}", index=index) from None
+        raise InvalidPayload(
+            fmt, None, f"name {shown(name, 40)}: {exc.reason}", index=index
+        ) from None
     if len(_NAME_CACHE) >= 4096:
         _NAME_CACHE.clear()
     _NAME_CACHE[name] = path
@@ -281,7 +285,23 @@ def _reject_constant(name: str) -> float:
 _JSON_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _parse_records(dialect: _Dialect, payload: bytes, *, values: bool) -> Iterator[_Record]:
+# Times (bt, t) are seconds; anything beyond 2**53 s (285 million years, and the limit of
+# exact integers in a double) is no time, and would overflow float conversions downstream.
+_MAX_TIME: Final = 2**53
+
+
+def _is_time(value: object) -> bool:
+    value_type = type(value)
+    if value_type is int:
+        return -_MAX_TIME <= value <= _MAX_TIME  # type: ignore[operator]
+    return value_type is float and -_MAX_TIME <= value <= _MAX_TIME  # type: ignore[operator]
+
+
+def _parse_records(
+    dialect: _Dialect, payload: bytes, *, values: bool, min_depth: int = 3
+) -> Iterator[_Record]:
+    """The records of a pack; a value must stand ``min_depth`` levels deep or deeper (a
+    resource; 2 for a Create without instance id, whose names skip the instance level)."""
     fmt = dialect.fmt
     base_name = ""
     base_time: float = 0
@@ -296,16 +316,17 @@ def _parse_records(dialect: _Dialect, payload: bytes, *, values: bool) -> Iterat
                 raise InvalidPayload(fmt, None, "base name is not a string", index=index)
         if has_bt:
             base_time = record[bt_key]
-            if type(base_time) not in _NUMBER_TYPES:
-                raise InvalidPayload(fmt, None, "base time is not a number", index=index)
+            if not _is_time(base_time):
+                raise InvalidPayload(fmt, None, "base time is not a number of seconds",
+                                     index=index)
         name = record.get(n_key, "")
         if type(name) is not str:
             raise InvalidPayload(fmt, None, "name is not a string", index=index)
         time = base_time
         if has_t:
             offset = record[t_key]
-            if type(offset) not in _NUMBER_TYPES:
-                raise InvalidPayload(fmt, None, "time is not a number", index=index)
+            if not _is_time(offset):
+                raise InvalidPayload(fmt, None, "time is not a number of seconds", index=index)
             time = base_time + offset
         path = _parse_name(fmt, base_name + name, index)
         if value_key is _MISSING:
@@ -338,7 +359,7 @@ def _parse_records(dialect: _Dialect, payload: bytes, *, values: bool) -> Iterat
                 ) from None
         elif type(raw) is not bytes:
             raise InvalidPayload(fmt, path, "'vd' is not a byte string", index=index)
-        if len(path) < 3:
+        if len(path) < min_depth:
             raise InvalidPayload(
                 fmt, path, "a value must name a resource or resource instance", index=index
             )
@@ -368,7 +389,7 @@ def decode_senml(fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry
                     return plain
         return _decode_container(dialect, document, path, model)
     leaves = _leaves(dialect, _parse_records(dialect, payload, values=True), model)
-    base_info = ValueMapper(fmt, model).info(path)
+    base_info = ValueMapper(fmt, model).info(path) if path else None
     return assemble(fmt, path, leaves, base_info)
 
 
@@ -558,7 +579,9 @@ def _decode_container(
             try:
                 rtype, value = mapper.derive(kind, raw)
             except ValueError as exc:
-                raise InvalidValue(fmt, path, f"{raw!r} is not valid: {exc}", index=index) from None
+                raise InvalidValue(
+                    fmt, path, f"{shown(raw)} is not valid: {exc}", index=index
+                ) from None
         else:
             converter = converters[kind]
             if converter is _identity:
@@ -571,7 +594,7 @@ def _decode_container(
                     value = converter(raw)
                 except ValueError as exc:
                     raise InvalidValue(
-                        fmt, path, f"{raw!r} is not a valid value: {exc}", index=index
+                        fmt, path, f"{shown(raw)} is not a valid value: {exc}", index=index
                     ) from None
         resources = instances.get(iid)
         if resources is None:
@@ -614,6 +637,26 @@ def _decode_container(
     return object_trusted(
         base[0], {iid: instance_trusted(iid, res) for iid, res in sorted(instances.items())}
     )
+
+
+def decode_senml_create(
+    fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry | None, free_id: int
+) -> Node:
+    """The object at ``path`` a Create carries: its records either name the instance
+    (``/o/i/r``) or leave it out (``/o/r``, ``/o/r/ri``), and then stand in ``free_id``."""
+    dialect = _dialect(fmt)
+    records = list(_parse_records(dialect, payload, values=True, min_depth=2))
+    oid = path[0]
+    for record in records:
+        if record[1][0] != oid:
+            raise PathNotAllowed(fmt, record[1], f"is outside the request path {path}",
+                                 index=record[0])
+    if omits_instance(fmt, oid, [record[1] for record in records], model):
+        records = [
+            (index, path_from_trusted_ids((oid, free_id, *name[1:])), kind, raw, time)
+            for index, name, kind, raw, time in records
+        ]
+    return assemble(fmt, path, _leaves(dialect, records, model))
 
 
 def decode_senml_composite(
@@ -873,7 +916,7 @@ def _records_for(
                 wire = _wire_value(dialect, rtype, value)
             except (ValueError, TypeError, AttributeError) as exc:
                 raise InvalidValue(
-                    dialect.fmt, f"{base}{name}", f"cannot encode {value!r}: {exc}"
+                    dialect.fmt, f"{base}{name}", f"cannot encode {shown(value)}: {exc}"
                 ) from None
         records.append({name_key: name, value_keys[rtype]: wire})
     if base and records:
@@ -952,6 +995,20 @@ def encode_senml(fmt: int, path: LwM2MPath, node: Node) -> bytes:
         if packed is not None:
             return packed
     values = list(_relative_values(node, ""))
+    if len(values) == 1:
+        name, rtype, value = values[0]
+        records = _records_for(dialect, [(text + "/" + name, rtype, value)], "", path)
+    else:
+        records = _records_for(dialect, values, text + "/", path)
+    return _serialise(dialect, records, path)
+
+
+def encode_senml_create(fmt: int, path: LwM2MPath, instance: ObjectInstance) -> bytes:
+    """A Create of ``instance`` in the object at ``path`` that leaves the instance id to
+    the client: records are named ``/o/r`` and ``/o/r/ri``, without the instance level."""
+    dialect = _dialect(fmt)
+    text = str(path)
+    values = list(_relative_values(instance, ""))
     if len(values) == 1:
         name, rtype, value = values[0]
         records = _records_for(dialect, [(text + "/" + name, rtype, value)], "", path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import cbor2
 
-from ..errors import InvalidPayload, InvalidValue, UnsupportedFormat
+from ..errors import InvalidPayload, InvalidValue, UnsupportedFormat, shown
 from ..model.registry import ModelRegistry
 from ..nodes import (
     Node,
@@ -78,10 +78,13 @@ def encode_text(path: LwM2MPath, node: Node) -> bytes:
 
 
 def decode_text(payload: bytes, path: LwM2MPath, model: ModelRegistry | None) -> Node:
-    rtype = _target_type(_TEXT, path, model) or ResourceType.STRING
+    defined = _target_type(_TEXT, path, model)
+    rtype = defined or ResourceType.STRING
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if defined is None:  # a resource the model does not know: keep the bytes as they are
+            return _build(path, ResourceType.OPAQUE, bytes(payload))
         raise InvalidPayload(_TEXT, path, "not UTF-8 text", offset=exc.start) from None
     try:
         value = from_text(rtype, text)
@@ -124,7 +127,7 @@ def encode_cbor_value(path: LwM2MPath, node: Node) -> bytes:
     try:
         return dump(cbor_item(leaf.type, leaf.value))
     except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidValue(_CBOR, path, f"cannot encode {leaf.value!r}: {exc}") from None
+        raise InvalidValue(_CBOR, path, f"cannot encode {shown(leaf.value)}: {exc}") from None
 
 
 def decode_cbor_value(payload: bytes, path: LwM2MPath, model: ModelRegistry | None) -> Node:

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ..errors import InvalidPayload, InvalidValue, PathNotAllowed, UnsupportedFormat
+from ..errors import InvalidPayload, InvalidValue, PathNotAllowed, UnsupportedFormat, shown
 from ..model.registry import ModelRegistry
 from ..nodes import (
     LwM2MObject,
@@ -47,7 +47,7 @@ from ..values import (
 from . import plans
 from .value_mapping import ResourceInfo, ValueMapper
 
-__all__ = ["decode_tlv", "encode_tlv"]
+__all__ = ["decode_tlv", "decode_tlv_create", "encode_tlv"]
 
 OBJECT_INSTANCE: Final = 0
 RESOURCE_INSTANCE: Final = 1
@@ -233,7 +233,7 @@ class _Encoder:
             return _ENCODERS[rtype](value)
         except (ValueError, TypeError, AttributeError, OverflowError, struct.error) as exc:
             raise InvalidValue(
-                self.fmt, path, f"cannot encode {value!r} as {rtype.value}: {exc}"
+                self.fmt, path, f"cannot encode {shown(value)} as {rtype.value}: {exc}"
             ) from None
 
     def resource(self, path: LwM2MPath, resource: Resource) -> bytes:
@@ -888,3 +888,20 @@ def decode_tlv(fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry |
         raise InvalidValue(fmt, path, "the resource is single-instance")
     rtype, value = decoder.value(path, info, start, end)
     return resource_instance_trusted(ri, rtype, value)
+
+
+def decode_tlv_create(
+    fmt: int, payload: bytes, path: LwM2MPath, model: ModelRegistry | None, free_id: int
+) -> Node:
+    """The object at ``path`` a Create carries: object instance TLVs name their instances;
+    resource TLVs at the top level leave the id to the client, and stand in ``free_id``."""
+    items = _split(fmt, payload, 0, len(payload), path)
+    kinds = {item[0] for item in items}
+    if OBJECT_INSTANCE in kinds or not items:
+        if len(kinds) > 1:
+            raise InvalidPayload(
+                fmt, path, "object instance TLVs mixed with resource TLVs", offset=0
+            )
+        return decode_tlv(fmt, payload, path, model)
+    instance = decode_tlv(fmt, payload, path_from_trusted_ids((path[0], free_id)), model)
+    return object_trusted(path[0], {free_id: instance})  # type: ignore[dict-item]

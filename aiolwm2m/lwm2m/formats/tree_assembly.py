@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..errors import InvalidPayload, InvalidValue, PathNotAllowed
+from ..model.registry import ModelRegistry
 from ..nodes import (
     Node,
     ObjectInstance,
@@ -25,7 +26,7 @@ from ..path import LwM2MPath
 from ..values import ResourceType, Value
 from .value_mapping import ResourceInfo
 
-__all__ = ["Leaf", "assemble", "group_leaves"]
+__all__ = ["Leaf", "assemble", "group_leaves", "omits_instance"]
 
 # path (resource or resource instance), type, value, model info, record index (or None)
 Leaf = tuple[LwM2MPath, ResourceType, Value, ResourceInfo, "int | None"]
@@ -150,13 +151,16 @@ def group_leaves(
             else:
                 out[path] = resource_instance_trusted(path[3], leaf[1], leaf[2])
         return out
-    ordered = sorted(set(paths), key=len, reverse=True)
-    buckets: dict[LwM2MPath, list[Leaf]] = {}
+    # Each leaf goes to its deepest requested prefix: at most five dict lookups per leaf,
+    # whatever the number of requested paths.
+    requested_set: set[tuple[int, ...]] = set(paths)
+    buckets: dict[tuple[int, ...], list[Leaf]] = {}
     for leaf in leaves:
         path = leaf[0]
-        for requested in ordered:
-            if path[: len(requested)] == requested:
-                buckets.setdefault(requested, []).append(leaf)
+        for depth in range(len(path), -1, -1):
+            prefix = path[:depth]  # (a path equals, and hashes as, the tuple of its ids)
+            if prefix in requested_set:
+                buckets.setdefault(prefix, []).append(leaf)
                 break
         else:
             raise PathNotAllowed(fmt, path, "was not requested", index=leaf[4])
@@ -170,3 +174,39 @@ def group_leaves(
         else:
             result[requested] = assemble(fmt, requested, bucket)
     return result
+
+
+def omits_instance(
+    fmt: int, object_id: int, paths: list[LwM2MPath], model: ModelRegistry | None
+) -> bool:
+    """Whether the value paths of a Create of ``object_id`` leave out the instance id.
+
+    A Create may name its instance (``/o/i/r``, ``/o/i/r/ri``) or let the client pick one
+    (``/o/r``, ``/o/r/ri``: LwM2M 1.1 lets the server omit it). A two-level path settles it
+    (a value never stands at an instance); so does a four-level one. Paths that all have
+    three levels read both ways (instance ``a`` with resource ``b``, or resource ``a`` with
+    instance ``b``): the first is the reading TS payloads use, the second is taken only when
+    the model allows it alone (every ``a`` a multiple resource, some ``b`` not a single one).
+    """
+    depths = {len(path) for path in paths}
+    if 2 in depths:
+        if 4 in depths:
+            raise InvalidPayload(
+                fmt, LwM2MPath(object_id), "mixes values with and without an instance id"
+            )
+        return True
+    if 4 in depths or not paths or model is None:
+        return False
+    obj = model.get(object_id)
+    if obj is None:
+        return False
+    resources = obj.resources
+    as_resources = all(
+        (found := resources.get(path[1])) is not None and found.multiple for path in paths
+    )
+    if not as_resources:
+        return False
+    as_instance = all(
+        (found := resources.get(path[2])) is not None and not found.multiple for path in paths
+    )
+    return not as_instance

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ..errors import InvalidValue, PathNotAllowed
+from ..errors import InvalidValue, shown
 from ..model.registry import ModelRegistry
 from ..path import LwM2MPath
 from ..values import (
@@ -215,7 +215,10 @@ class ValueMapper:
     def entry(self, path: LwM2MPath) -> ResourceEntry:
         """The entry of the resource at/above ``path`` (a resource or resource instance path).
 
-        Raises :class:`PathNotAllowed` when the model defines the object but not the resource.
+        A resource the model does not define (an unknown object, or a resource of another
+        version of a known object) has the unknown entry: its values take the type the wire
+        gives them rather than sinking the whole payload. Callers that must know find such
+        resources with :func:`~aiolwm2m.lwm2m.unknown_resources.unknown_resource_paths`.
         """
         key = (path[0] << 16) | path[2]
         found = self._cache.get(key)
@@ -225,14 +228,8 @@ class ValueMapper:
         entry = _UNKNOWN_ENTRY
         if model is not None:
             obj = model.get(path[0])
-            if obj is not None:
-                resource = obj.resources.get(path[2])
-                if resource is None:
-                    raise PathNotAllowed(
-                        self._fmt,
-                        path,
-                        f"object {obj.id} version {obj.version} has no resource {path[2]}",
-                    )
+            resource = None if obj is None else obj.resources.get(path[2])
+            if resource is not None:
                 rtype = resource.type
                 converters = tuple(self._conversions.get((kind, rtype)) for kind in range(6))
                 entry = (rtype, resource.multiple, converters)
@@ -276,13 +273,10 @@ class ValueMapper:
             return rtype, converter(raw), (rtype, bool(multiple))
         except ValueError as exc:
             raise InvalidValue(
-                self._fmt, path, f"{_short(raw)} is not a valid value: {exc}", index=index
+                self._fmt, path, f"{shown(raw)} is not a valid value: {exc}", index=index
             ) from None
 
 
-def _short(raw: object) -> str:
-    shown = repr(raw)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 # --- base64 --------------------------------------------------------------------------------------

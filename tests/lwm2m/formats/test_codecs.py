@@ -239,7 +239,6 @@ def test_composite_grouping_by_requested_paths(model: ModelRegistry) -> None:
         (CF.TLV, b"\xc8\x00\x14abc", "/3/0", InvalidPayload, "runs past the end"),
         (CF.TLV, b"\xc1\x09\x01\x02", "/3/0", InvalidPayload, "byte offset 3"),
         (CF.TLV, b"\xc3\x09\x00\x00\x01", "/3/0", InvalidValue, "1, 2, 4 or 8 bytes"),
-        (CF.TLV, b"\xc1\x63\x01", "/3/0", PathNotAllowed, "no resource 99"),
         (CF.TLV, b"\xc1\x07\x01", "/3/0", InvalidValue, "multiple-instance"),
         (
             CF.TLV,

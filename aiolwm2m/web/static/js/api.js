@@ -21,9 +21,10 @@ export function onUnauthorized(handler) {
 /**
  * Call the API. Resolves to {status, data} for any 2xx (callers look for 202 = queued);
  * rejects with ApiError otherwise (status 0 when the server cannot be reached).
- * `body` may be a ready JSON string (to keep integers beyond 2^53 exact).
+ * `body` may be a ready JSON string (to keep integers beyond 2^53 exact); `raw` is a Blob
+ * sent as it is (application/octet-stream).
  */
-export async function api(method, path, { query, body, token } = {}) {
+export async function api(method, path, { query, body, raw, token } = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query ?? {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -35,6 +36,9 @@ export async function api(method, path, { query, body, token } = {}) {
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     payload = typeof body === "string" ? body : JSON.stringify(body);
+  } else if (raw !== undefined) {
+    headers["Content-Type"] = "application/octet-stream";
+    payload = raw;
   }
   let response;
   try {
@@ -85,6 +89,7 @@ export function explainError(error) {
     case 401: return "Not authorized: enter a valid API token.";
     case 404: return `Not found: ${d}`;
     case 409: return `Conflict: ${d}`;
+    case 413: return `Too large: ${d}`;
     case 422: return `Invalid request: ${d}`;
     case 502: return `The device's answer could not be understood: ${d}`;
     case 504: return `Timed out (504): ${d}`;
@@ -102,6 +107,10 @@ export const getRegistration = (ep) => api("GET", `/api/registrations/${enc(ep)}
 export const getObjects = (ep) => api("GET", `/api/registrations/${enc(ep)}/objects`);
 export const getObservations = (ep) => api("GET", `/api/clients/${enc(ep)}/observations`);
 export const getQueuedRequest = (id) => api("GET", `/api/requests/${enc(id)}`);
+
+/** Write an Opaque resource with the bytes of `file` (streamed; no base64 round trip). */
+export const writeOpaqueFile = (ep, path, file) => api(
+  "POST", `/api/clients/${enc(ep)}/write-opaque`, { query: { path }, raw: file });
 
 export function deviceOp(ep, operation, args) {
   const base = `/api/clients/${enc(ep)}/${operation}`;

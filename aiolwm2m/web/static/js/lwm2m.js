@@ -52,18 +52,53 @@ export const canExecute = (r) => r.operations.includes("E");
 
 // --- display --------------------------------------------------------------------------------
 
-/** One scalar as text, by LwM2M type (the API sends times as epoch seconds, opaque as hex). */
+// --- Opaque values --------------------------------------------------------------------------
+// The API's one JSON form for bytes: {"base64": "..."} in reads, events and writes.
+
+export function isOpaque(value) {
+  return value !== null && typeof value === "object" && typeof value.base64 === "string";
+}
+
+/** The bytes of a {"base64": ...} value (either alphabet, padding optional). */
+export function opaqueBytes(value) {
+  const standard = value.base64.replace(/-/g, "+").replace(/_/g, "/");
+  const binary = atob(standard + "=".repeat((4 - (standard.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+export function bytesToHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** {"base64": ...} from hex text ("41 4e", "0x414e"); throws with what to fix. */
+export function opaqueFromHex(text) {
+  const hex = text.replace(/^0x/i, "").replace(/[\s:]/g, "");
+  if (hex.length % 2 || /[^0-9a-f]/i.test(hex)) {
+    throw new Error("Enter the bytes in hex, two digits each (e.g. 41 4e), or choose a file.");
+  }
+  const binary = hex.match(/../g)?.map((b) => String.fromCharCode(parseInt(b, 16))).join("") ?? "";
+  return { base64: btoa(binary) };
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** One scalar as text, by LwM2M type (the API sends times as epoch seconds, opaque as
+ * {"base64": ...}, shown here as hex). */
 export function formatScalar(value, type) {
   if (value === null || value === undefined) return "—";
   if (type === "Time" && typeof value === "number") {
     return new Date(value * 1000).toISOString().replace(".000Z", "Z");
   }
-  if (type === "Opaque" && typeof value === "string") {
-    const bytes = value.length / 2;
-    const shown = value.length > 64 ? `${value.slice(0, 64)}…` : value;
-    return bytes ? `0x${shown} (${bytes} byte${bytes === 1 ? "" : "s"})` : "(empty)";
+  if (isOpaque(value)) {
+    const bytes = opaqueBytes(value);
+    if (!bytes.length) return "(empty)";
+    const hex = bytesToHex(bytes.subarray(0, 32));
+    return `0x${hex}${bytes.length > 32 ? "…" : ""} (${plural(bytes.length, "byte")})`;
   }
   if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
 
@@ -92,13 +127,14 @@ export function resourcePathOf(valuePath) {
 /**
  * An input for writing `resource` (from /objects), pre-filled with `current` (a plain value
  * or, for multiple resources, {instance: value}). Returns {element, read} where read()
- * returns the value as JSON text or throws an Error whose message tells the user what to fix.
- * Returns null for types the REST API cannot carry (Opaque and Objlnk need binary or tuple
- * values that JSON has no form for).
+ * returns the value as JSON text (or, for a file chosen for an Opaque resource, the File,
+ * which is uploaded as it is) or throws an Error whose message tells the user what to fix.
+ * Returns null for Objlnk, whose "3:0" form the API does not take in writes.
  */
 export function valueEditor(resource, current, id) {
   if (resource.multiple) return jsonEditor(current, id);
   switch (resource.type) {
+    case "Opaque": return opaqueEditor(current, id);
     case "Boolean": return booleanEditor(current, id);
     case "Integer": return integerEditor(current, id, false);
     case "Unsigned Integer": return integerEditor(current, id, true);
@@ -173,6 +209,23 @@ function timeEditor(current, id) {
   };
 }
 
+function opaqueEditor(current, id) {
+  const known = isOpaque(current) ? opaqueBytes(current) : null;
+  const text = input({
+    id, type: "text", class: "input input-wide", placeholder: "hex bytes, e.g. 41 4e",
+    value: known && known.length <= 256 ? bytesToHex(known) : "",
+  });
+  const file = h("input", { type: "file", class: "input", "data-testid": "write-file",
+    "aria-label": "or the bytes of a file" });
+  return {
+    element: h("span", { class: "inline" }, text, " or ", file),
+    read() {
+      if (file.files?.length) return file.files[0];
+      return JSON.stringify(opaqueFromHex(text.value));
+    },
+  };
+}
+
 function jsonEditor(current, id) {
   const el = input({
     id, type: "text", class: "input input-wide",
@@ -199,8 +252,8 @@ function jsonEditor(current, id) {
 // --- SenML (queued-request results) ---------------------------------------------------------
 
 /**
- * Resolve SenML JSON records into [{path, value}] (base names applied, opaque as hex), the
- * shape the rest of the UI uses for values.
+ * Resolve SenML JSON records into [{path, value}] (base names applied, opaque as
+ * {"base64": ...}), the shape the rest of the UI uses for values.
  */
 export function senmlValues(records) {
   const out = [];
@@ -213,15 +266,9 @@ export function senmlValues(records) {
     else if ("vs" in r) value = r.vs;
     else if ("vb" in r) value = r.vb;
     else if ("vlo" in r) value = r.vlo;
-    else if ("vd" in r) value = base64ToHex(r.vd);
+    else if ("vd" in r) value = { base64: r.vd };
     else continue;
     out.push({ path, value });
   }
   return out;
-}
-
-function base64ToHex(text) {
-  const standard = text.replace(/-/g, "+").replace(/_/g, "/");
-  const binary = atob(standard + "=".repeat((4 - (standard.length % 4)) % 4));
-  return Array.from(binary, (c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
 }

@@ -6,7 +6,7 @@ import {
 } from "../api.js";
 import { absolute, duration, fill, h, serverNow, timeAgo } from "../dom.js";
 import { subscribe } from "../events.js";
-import { CONTENT_FORMATS, senmlValues } from "../lwm2m.js";
+import { CONTENT_FORMATS, formatScalar, senmlValues } from "../lwm2m.js";
 import { statusBadge } from "./devices.js";
 import { ActivityLog, LivePanel, panel } from "./live.js";
 import { ObjectTree } from "./tree.js";
@@ -288,7 +288,7 @@ class DevicePage {
   onValues(values, time, label) {
     this.tree.applyValues(values);
     this.live.feed(this.typed(values), time ?? serverNow());
-    const shown = values.slice(0, 3).map((v) => `${v.name ?? v.path} = ${v.value}${v.units ? ` ${v.units}` : ""}`);
+    const shown = values.slice(0, 3).map((v) => `${v.name ?? v.path} = ${formatScalar(v.value, v.type)}${v.units ? ` ${v.units}` : ""}`);
     if (values.length > 3) shown.push(`… ${values.length - 3} more`);
     this.log.add("event", `${label}: ${shown.join(", ") || "no values"}`);
   }

@@ -1,10 +1,11 @@
 // The device page's object tree: objects, instances and resources from the object model,
 // with Read / Write / Execute / Observe on each resource and Read on each instance.
 
-import { deviceOp, explainError } from "../api.js";
+import { deviceOp, explainError, writeOpaqueFile } from "../api.js";
 import { clockTime, h, serverNow } from "../dom.js";
 import {
-  canExecute, canRead, canWrite, describeCode, formatResource, resourcePathOf, valueEditor,
+  canExecute, canRead, canWrite, describeCode, formatResource, formatScalar, resourcePathOf,
+  valueEditor,
 } from "../lwm2m.js";
 
 /**
@@ -213,9 +214,13 @@ export class ObjectTree {
     });
   }
 
-  write(cell, json) {
-    const body = `{"path":${JSON.stringify(cell.path)},"mode":"replace","value":${json}}`;
-    return this.run(cell.slot, `Write ${cell.path}`, () => deviceOp(this.ctx.endpoint, "write", body),
+  /** Write `value`: JSON text, or a File whose bytes go as they are (Opaque resources). */
+  write(cell, value) {
+    const call = value instanceof Blob
+      ? () => writeOpaqueFile(this.ctx.endpoint, cell.path, value)
+      : () => deviceOp(this.ctx.endpoint, "write",
+        `{"path":${JSON.stringify(cell.path)},"mode":"replace","value":${value}}`);
+    return this.run(cell.slot, `Write ${cell.path}`, call,
       (data) => {
         cell.editorRow.hidden = true;
         // Read back what the device now holds, rather than assuming the write took as sent.
@@ -357,7 +362,7 @@ export class ObjectTree {
     const key = `extra-${rpath}`;
     list.querySelectorAll(`[data-key="${key}"]`).forEach((el) => el.remove());
     list.append(h("dt", { "data-key": key }, h("code", {}, rpath)),
-      h("dd", { "data-key": key }, vs.map((v) => String(v.value)).join(", ")));
+      h("dd", { "data-key": key }, vs.map((v) => formatScalar(v.value, v.type)).join(", ")));
     list.hidden = false;
   }
 
