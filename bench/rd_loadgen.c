@@ -4,8 +4,9 @@
  * Phase 1 registers N distinct endpoints (POST /rd?ep=bench-<i>&lt=..&lwm2m=1.1&b=U with a
  * link-format object list), keeping INFLIGHT requests outstanding across CONNS sockets, and
  * remembers the Location-Path of each 2.01. Phase 2 sends one Update (POST /rd/<id>) per
- * endpoint. Requests that get no answer within 2 s are sent again (same message ID, as a
- * CoAP retransmission would be).
+ * endpoint, from the socket that registered it (the server accepts a NoSec Update only from
+ * the registration's own address). Requests that get no answer within 2 s are sent again
+ * (same message ID, as a CoAP retransmission would be).
  *
  * Usage: rd_loadgen HOST PORT N CONNS INFLIGHT
  * Prints one line per phase: "phase=register n=N seconds=S rate=R p50_us=A p99_us=B failed=F"
@@ -125,7 +126,7 @@ static void run_phase(int phase, long N, int nconns, int inflight, struct pollfd
     double start = now_s();
     for (int s = 0; s < inflight && next < N; s++) {
         req_t *r = &reqs[next];
-        r->conn = s % nconns;
+        if (phase == 0) r->conn = s % nconns; /* an Update goes from its Register's socket */
         r->mid = next_mid[r->conn]++;
         r->token = ((uint32_t)rand() << 8) ^ (uint32_t)next;
         r->sent_at = now_s();
@@ -169,7 +170,7 @@ static void run_phase(int phase, long N, int nconns, int inflight, struct pollfd
                         slot_req[s] = -1;
                         if (next < N) {
                             req_t *q = &reqs[next];
-                            q->conn = s % nconns;
+                            if (phase == 0) q->conn = s % nconns;
                             q->mid = next_mid[q->conn]++;
                             q->token = ((uint32_t)rand() << 8) ^ (uint32_t)next;
                             q->sent_at = t;
