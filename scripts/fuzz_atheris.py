@@ -1,5 +1,7 @@
 """Coverage-guided fuzzing of every decoder with atheris (libFuzzer), over the same targets as
-the hypothesis tests in tests/fuzz. Not part of CI: it runs until stopped or out of budget.
+the hypothesis tests in tests/fuzz. The test suite runs it for 20 s where atheris installs
+(tests/fuzz/test_atheris.py; `scripts/setup.sh test` tries to install it); longer hunts by
+hand:
 
     .venv/bin/pip install atheris                      # a manylinux wheel; no compiler needed
     .venv/bin/python scripts/fuzz_atheris.py -max_len=65536 -timeout=2 -max_total_time=600

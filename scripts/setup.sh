@@ -60,6 +60,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! grep -qx "$extras" 
   .venv/bin/python -m pip install -q -e ".[$extras]"
   echo "$extras" > "$stamp"
 fi
+# The coverage-guided fuzzer (scripts/fuzz_atheris.py) ships wheels for common platforms
+# only; where it does not install, its test is skipped and the hypothesis fuzzers still run.
+if [ "$profile" = test ] && ! .venv/bin/python -c 'import atheris' >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --only-binary=:all: atheris >/dev/null 2>&1 \
+    || echo "setup: atheris is not available here; its fuzz run is skipped"
+fi
 # Compiles the request path with mypyc when its sources changed since the last build (a hash
 # check, instant otherwise); a failed build leaves the plain-Python modules in use.
 .venv/bin/python -m aiolwm2m.compiled_build || echo "setup: running the plain-Python core"
