@@ -27,7 +27,7 @@ class LogThrottle:
         self._windows: dict[str, list[float]] = {}
 
     def log(self, level: int, key: str, msg: str, *args: object,
-            exc_info: bool = False) -> bool:
+            exc_info: bool | BaseException = False) -> bool:
         """Log ``msg`` under ``key`` unless its budget is spent; True if it was written."""
         if not self.logger.isEnabledFor(level):
             return False

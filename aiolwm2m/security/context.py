@@ -63,6 +63,13 @@ class EndpointContext:
 
     def __init__(self, *, server: bool, datagram: bool, modes: Modes, timing: Timing,
                  priority: str | None = None) -> None:
+        # First, so that close() (run by __del__) finds them if a later step raises.
+        self._psk_creds: Any = None
+        self._cert_creds: Any = None
+        self._ticket_key: Any = None
+        self._alpn_array: Any = None
+        self._keep: list[Any] = []
+        self.closed = False
         self.server = server
         self.datagram = datagram
         self.modes = modes
@@ -82,12 +89,6 @@ class EndpointContext:
         self.alpn: tuple[bytes, ...] = ()
         self.alpn_required = False
         self.resumption = False
-        self._psk_creds: Any = None
-        self._cert_creds: Any = None
-        self._ticket_key: Any = None
-        self._alpn_array: Any = None
-        self._keep: list[Any] = []
-        self.closed = False
         flags = GNUTLS_NONBLOCK | (GNUTLS_SERVER if server else GNUTLS_CLIENT)
         if datagram:
             flags |= GNUTLS_DATAGRAM

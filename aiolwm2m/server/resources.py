@@ -47,7 +47,7 @@ class RegistrationInterface(Resource):
             return self.server._register(request, origin)
         if len(sub) == 1:
             return self.server._update(sub[0], request, origin)
-        raise NotFound(f"no registration at {request.path}")
+        raise NotFound("no such registration")
 
     async def render_delete(self, request: Message) -> Message:
         sub = self.subpath(request)

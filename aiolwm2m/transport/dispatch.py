@@ -21,12 +21,14 @@ from aiolwm2m.coap.errors import CoapRequestError
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.observe import Observation, ObserverRegistry
 from aiolwm2m.coap.options import OptionNumber
+from aiolwm2m.log_throttle import LogThrottle
 
 from .site import HeldResponse, RenderResult, Resource, Site
 
 Reply = Message | HeldResponse
 
 log = logging.getLogger(__name__)
+_handler_failures = LogThrottle(log, interval=10.0, burst=5)
 
 _BLOCK1, _BLOCK2, _OBSERVE = OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.OBSERVE
 # Requests carrying any of these leave the fast path.
@@ -44,8 +46,10 @@ class ServerTransport(Protocol):
 def error_response(request: Message, exc: BaseException) -> Message:
     if isinstance(exc, CoapRequestError):
         return request.response(exc.code, exc.diagnostic.encode(), 0 if exc.diagnostic else None)
-    log.exception("request handler failed for %s %s", code_str(request.code), request.path,
-                  exc_info=exc)
+    # Throttled: a fault that hits every request (a store that went away) must not write a
+    # traceback per request.
+    _handler_failures.log(logging.ERROR, "handler-failure", "request handler failed for %s %s",
+                          code_str(request.code), request.path, exc_info=exc)
     return request.response(Code.INTERNAL_SERVER_ERROR, b"internal error", 0)
 
 

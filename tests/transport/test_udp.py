@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -113,6 +114,18 @@ async def test_not_found_and_method_not_allowed(server: UdpEndpoint,
     assert resp.code == Code.NOT_FOUND and resp.payload == b"no such resource"
     resp = await client.request(Message.request(Code.DELETE, "/echo"), ("::1", server.port))
     assert resp.code == Code.METHOD_NOT_ALLOWED
+
+
+async def test_handler_failures_do_not_log_a_traceback_each(
+        server: UdpEndpoint, client: UdpEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    # A fault on every request (a store gone away) must not turn into a log flood.
+    with caplog.at_level(logging.ERROR, "aiolwm2m.transport.dispatch"):
+        for _ in range(40):
+            resp = await client.request(Message.request(Code.GET, "/fail"),
+                                        ("::1", server.port))
+            assert resp.code == Code.INTERNAL_SERVER_ERROR
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) <= 5  # a burst per interval (shared by the whole process)
 
 
 async def test_handler_errors_map_to_codes_and_server_keeps_serving(
