@@ -8,7 +8,9 @@
  * the registration's own address). Requests that get no answer within 2 s are sent again
  * (same message ID, as a CoAP retransmission would be).
  *
- * Usage: rd_loadgen HOST PORT N CONNS INFLIGHT
+ * Usage: rd_loadgen HOST PORT N CONNS INFLIGHT [rd]
+ * With "rd", phase 1 makes generic Resource Directory registrations instead (POST
+ * /rd?ep=bench-<i>&d=bench&lt=.. with five resource links; bench/bench_rd.py).
  * Prints one line per phase: "phase=register n=N seconds=S rate=R p50_us=A p99_us=B failed=F"
  */
 #define _GNU_SOURCE
@@ -45,6 +47,11 @@ static req_t *reqs;
 static const char *LINKS = "</>;rt=\"oma.lwm2m\";ct=\"60 110 112 11542\",</1>;ver=1.1,</1/0>,"
                            "</3/0>,</4/0>,</5/0>,</3303/0>";
 
+static int generic = 0;
+static const char *RD_LINKS = "</s/0>;rt=\"temperature\";if=\"core.s\","
+                              "</s/1>;rt=\"humidity\";if=\"core.s\",</s/2>;rt=\"pressure\","
+                              "</a/0>;rt=\"light\";if=\"core.a\",</cfg>;ct=40";
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -76,7 +83,17 @@ static size_t build(uint8_t *buf, int phase, long i, req_t *r) {
     memcpy(buf + n, &r->token, 4);
     n += 4;
     n += put_option(buf + n, &last, 11, "rd", 2);
-    if (phase == 0) {
+    if (phase == 0 && generic) {
+        char q[64];
+        int l = snprintf(q, sizeof q, "ep=bench-%ld", i);
+        n += put_option(buf + n, &last, 12, "\x28", 1); /* Content-Format 40 */
+        n += put_option(buf + n, &last, 15, q, l);
+        n += put_option(buf + n, &last, 15, "d=bench", 7);
+        n += put_option(buf + n, &last, 15, "lt=86400", 8);
+        buf[n++] = 0xff;
+        memcpy(buf + n, RD_LINKS, strlen(RD_LINKS));
+        n += strlen(RD_LINKS);
+    } else if (phase == 0) {
         char q[64];
         int l = snprintf(q, sizeof q, "ep=bench-%ld", i);
         n += put_option(buf + n, &last, 12, "\x28", 1); /* Content-Format 40 */
@@ -229,6 +246,7 @@ int main(int argc, char **argv) {
     long N = atol(argv[3]);
     int nconns = atoi(argv[4]);
     int inflight = atoi(argv[5]);
+    generic = argc > 6 && strcmp(argv[6], "rd") == 0;
     if (nconns < 1 || nconns > MAX_CONNS || inflight < nconns) {
         fprintf(stderr, "bad CONNS/INFLIGHT\n");
         return 2;

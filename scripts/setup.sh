@@ -12,8 +12,11 @@ case "$profile" in
   run) debs+=(libgnutls30) ;;
   # libcoap's command-line peers for the interop tests, GnuTLS headers (the DTLS/TLS engine
   # binds the library at run time; the headers document it), OpenSSL's CLI for test
-  # certificates, and Chromium for the browser test of the web UI.
-  test) debs+=(libgnutls30 libcoap3-bin libgnutls28-dev openssl chromium) ;;
+  # certificates, Chromium for the browser test of the web UI, Redis (redis-server,
+  # redis-cli) for the Redis and Redis Cluster stores' tests, and nginx with its stream
+  # module, the UDP/TCP load balancer in front of several nodes (tests/cluster, cluster-demo).
+  test) debs+=(libgnutls30 libcoap3-bin libgnutls28-dev openssl chromium nghttp2-client
+               redis-server redis-tools nginx libnginx-mod-stream) ;;
   *) echo "setup.sh: unknown profile '$profile' (run|test)" >&2; exit 2 ;;
 esac
 

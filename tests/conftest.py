@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+# Real redis-server processes (session-scoped: started once, shared by tests/store and
+# tests/cluster).
+from tests.redis_servers import private_redis, redis_cluster, redis_standalone  # noqa: F401
+
 try:
     import uvloop
 except ImportError:  # pragma: no cover - the test extra installs it
@@ -27,7 +31,8 @@ _ROOT = Path(__file__).parent
 #: Test directories (and files) whose async tests run on every loop.
 BOTH_LOOPS = tuple(_ROOT / name for name in (
     "transport", "server", "interop", "security", "cli", "client", "hostile",
-    "simulator/test_simulate_cli.py"))
+    "simulator/test_simulate_cli.py", "pubsub", "rd", "firmware", "nidd",
+    "http2", "cluster", "web/test_serve.py", "gateway"))
 #: ... except these: ``aiolwm2m coap`` runs on asyncio whatever the test's loop is.
 ONE_LOOP = (_ROOT / "cli" / "test_coap_cli.py",)
 

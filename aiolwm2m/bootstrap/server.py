@@ -61,6 +61,8 @@ from aiolwm2m.store.bootstrap_store import (
     BootstrapStores,
 )
 from aiolwm2m.store.interfaces import SecurityStore
+from aiolwm2m.store.redis_connect import is_redis_url
+from aiolwm2m.store.selection import open_bootstrap_stores
 from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.interface import Endpoint
 from aiolwm2m.transport.site import Resource, Site
@@ -223,6 +225,8 @@ class BootstrapServer:
             if cfg.store == "sqlite":
                 self._stores = await SQLiteBootstrapStores.open(
                     cfg.database, synchronous=cfg.sqlite_synchronous)
+            elif is_redis_url(cfg.store):
+                self._stores = await open_bootstrap_stores(cfg.store, cfg.database)
             else:
                 self._stores = MemoryBootstrapStores()
         for record in await self.stores.configs.all():

@@ -6,17 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import socket
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiolwm2m.coap.uri import UriError, parse_uri
 
 from . import event_loop
 from .credential_files import read_file
+from .credential_flags import add_credential_flags
 
 if TYPE_CHECKING:
     from aiolwm2m.bootstrap import BootstrapServerConfig
@@ -40,8 +39,11 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                     "(--bootstrap); --server configures an LwM2M server directly, which is "
                     "a factory bootstrap and meant for development only (OSR-002). Either "
                     "URI may be coap://, coaps:// (DTLS), coap+tcp:// or coaps+tcp:// "
-                    "(TLS); a secure one takes the credentials below (PSK, RPK or X.509), "
-                    "which become that account's Security object instance.")
+                    "(TLS); --server may also be http2:// (LwM2M over HTTP/2, h2c) or "
+                    "https:// (HTTP/2 over TLS). A secure one takes the credentials below "
+                    "(PSK, RPK or X.509), which become that account's Security object "
+                    "instance; a PSK with http2:// is sent as a bearer token (trusted "
+                    "networks only).")
     p.add_argument("--endpoint", "-e", default=socket.gethostname(),
                    help="endpoint name (default: the host name)")
     group = p.add_mutually_exclusive_group(required=True)
@@ -51,6 +53,11 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     group.add_argument("--server", "-s", metavar="URI",
                        help="DEVELOPMENT ONLY: register directly with this LwM2M server "
                             "(factory bootstrap)")
+    group.add_argument("--nidd", metavar="URL",
+                       help="DEVELOPMENT ONLY: register over NIDD (binding N) through the SCEF "
+                            "emulator at URL, as --external-id (factory bootstrap)")
+    p.add_argument("--external-id", metavar="ID",
+                   help="--nidd: the device's External Identifier (local@domain) or MSISDN")
     p.add_argument("--short-server-id", type=int, default=1,
                    help="Short Server ID for --server (development only)")
     p.add_argument("--lifetime", type=int, default=300, help="registration lifetime (s)")
@@ -62,29 +69,12 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _add_register_format_flags(p)
     p.add_argument("--send-interval", type=float, default=0.0,
                    help="Send the temperature every this many seconds (0: never)")
-    sec = p.add_argument_group(
-        "security", "credentials for a coaps:// or coaps+tcp:// --bootstrap (or --server) URI: "
-        "one of PSK (--psk-identity, --psk-key), RPK (--rpk-key, --server-public-key) or "
-        "X.509 (--certificate, --private-key, --trust-anchor[, --certificate-usage])")
-    sec.add_argument("--psk-identity", metavar="TEXT", help="PSK identity (UTF-8 text)")
-    sec.add_argument("--psk-key", metavar="HEX", help="PSK key, hex")
-    sec.add_argument("--rpk-key", type=Path, metavar="FILE",
-                     help="RPK: our EC private key (PEM or DER)")
-    sec.add_argument("--server-public-key", type=Path, metavar="FILE",
-                     help="RPK: the server's public key (PEM or DER SubjectPublicKeyInfo)")
-    sec.add_argument("--certificate", type=Path, metavar="FILE",
-                     help="X.509: our certificate, or chain leaf first (PEM or DER)")
-    sec.add_argument("--private-key", type=Path, metavar="FILE",
-                     help="X.509: the private key of --certificate (PEM or DER)")
-    sec.add_argument("--trust-anchor", type=Path, metavar="FILE",
-                     help="X.509: the certificate --certificate-usage names: the CA or trust "
-                          "anchor (usages 0, 2) or the server's own certificate (1, 3)")
-    sec.add_argument("--certificate-usage", type=int, choices=[0, 1, 2, 3], default=3,
-                     help="X.509 certificate usage (Security /0/x/15; default 3, "
-                          "domain-issued certificate)")
-    sec.add_argument("--sni", metavar="NAME",
-                     help="TLS server name (default: the URI's host); also what the server "
-                          "certificate must name under usages 0-2")
+    add_credential_flags(
+        p, "security",
+        "credentials for a coaps:// or coaps+tcp:// --bootstrap (or --server) URI: one of "
+        "PSK (--psk-identity, --psk-key), RPK (--rpk-key, --server-public-key) or X.509 "
+        "(--certificate, --private-key, --trust-anchor[, --certificate-usage])",
+        peer="server")
     event_loop.add_flag(p)
     p.set_defaults(handler=run_client)
 
@@ -145,7 +135,11 @@ async def _client(args: argparse.Namespace) -> int:
             if uri is not None:
                 parse_uri(uri)
         security = client_security(args)
-        if args.server is not None:
+        if args.nidd is not None:
+            from .nidd_flags import nidd_client_config
+
+            config = nidd_client_config(args)
+        elif args.server is not None:
             config = ClientConfig.development(
                 args.endpoint, args.server, development_short_server_id=args.short_server_id,
                 lifetime=args.lifetime, queue_mode=args.queue, awake_time=args.awake_time,
@@ -161,13 +155,13 @@ async def _client(args: argparse.Namespace) -> int:
     except (UriError, ValueError) as e:
         print(f"aiolwm2m client: {e}", file=sys.stderr)
         return 2
-    if args.server is not None:
+    if args.server is not None or args.nidd is not None:
         print("aiolwm2m client: --server is a factory bootstrap, for development only",
               file=sys.stderr)
     temperature = TemperatureInstance(0)
     client = LwM2MClient(config, objects=[temperature])
     client.events.subscribe(lambda e: print(f"{e.name}: {e}", flush=True))
-    stop = _stop_event()
+    stop = event_loop.stop_event()
     await client.start()
     print(f"client {args.endpoint} listening on port {client.port} ({event_loop.running()})",
           flush=True)
@@ -186,7 +180,7 @@ async def _client(args: argparse.Namespace) -> int:
 
 
 def run_client(args: argparse.Namespace) -> int:
-    return _run(_client(args), args, "client")
+    return event_loop.run_command(_client(args), args, "client")
 
 
 # -- aiolwm2m bootstrap-server ------------------------------------------------------------
@@ -206,8 +200,8 @@ def _add_bootstrap_server(sub: argparse._SubParsersAction[argparse.ArgumentParse
                         "aiolwm2m/bootstrap/configuration.py)")
     p.add_argument("--server", "-s", metavar="URI",
                    help="shortcut: configure every endpoint ('*') for this NoSec LwM2M "
-                        "server (coap:// or coap+tcp://; secure servers need per-device "
-                        "credentials: give them in --config)")
+                        "server (coap://, coap+tcp:// or http2://; secure servers need "
+                        "per-device credentials: give them in --config)")
     p.add_argument("--short-server-id", type=int, default=1)
     p.add_argument("--lifetime", type=int, default=300)
     p.add_argument("--host", default="::")
@@ -216,6 +210,9 @@ def _add_bootstrap_server(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--coaps-port", type=int, help="UDP port for coaps:// (DTLS), e.g. 5684")
     p.add_argument("--tcp-port", type=int, help="TCP port for coap+tcp://, e.g. 5683")
     p.add_argument("--tls-port", type=int, help="TCP port for coaps+tcp://, e.g. 5684")
+    p.add_argument("--http2-port", type=int,
+                   help="TCP port for http2:// (LwM2M over HTTP/2, h2c; bootstrap "
+                        "credentials as bearer tokens), e.g. 5690")
     p.add_argument("--rpk-key", type=Path, metavar="FILE",
                    help="our EC key pair (PEM or DER private key), offered to RPK clients")
     p.add_argument("--certificate", type=Path, metavar="FILE",
@@ -261,10 +258,15 @@ async def _bootstrap_server(args: argparse.Namespace) -> int:
     server.events.subscribe(lambda e: print(f"{e.name}: {e}", flush=True))
     try:
         await server.start()
+        if args.http2_port is not None:
+            from aiolwm2m.http2.bootstrap_binding import open_bootstrap_http2
+
+            await open_bootstrap_http2(server, args.host, args.http2_port)
         if args.server is not None:
-            parse_uri(args.server)
+            over_http2 = parse_uri(args.server).scheme in ("http2", "https")
             await server.set_config("*", EndpointConfig.for_server(
-                args.server, args.short_server_id, lifetime=args.lifetime))
+                args.server, args.short_server_id, lifetime=args.lifetime,
+                binding="H" if over_http2 else None))
     except (ValueError, OSError, SecurityError) as e:
         # ValueError: ConfigurationError, UriError, no transport at all.
         print(f"aiolwm2m bootstrap-server: {e}", file=sys.stderr)
@@ -276,7 +278,7 @@ async def _bootstrap_server(args: argparse.Namespace) -> int:
     ports = ", ".join(f"{name} {server.port_of(name)}" for name in server.transports)
     print(f"bootstrap server on port {server.port} ({ports}) with "
           f"{len(server.configs)} configuration(s)", flush=True)
-    stop = _stop_event()
+    stop = event_loop.stop_event()
     try:
         await stop.wait()
     finally:
@@ -285,7 +287,7 @@ async def _bootstrap_server(args: argparse.Namespace) -> int:
 
 
 def run_bootstrap_server(args: argparse.Namespace) -> int:
-    return _run(_bootstrap_server(args), args, "bootstrap-server")
+    return event_loop.run_command(_bootstrap_server(args), args, "bootstrap-server")
 
 
 # -- aiolwm2m simulate --------------------------------------------------------------------
@@ -299,8 +301,9 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                     "--send-interval seconds), started at --rate per second, with a live "
                     "progress display and a summary.")
     p.add_argument("--count", "-n", type=int, required=True, help="number of devices")
-    p.add_argument("--server", "-s", required=True, metavar="URI",
-                   help="the LwM2M server; with --bootstrap, only the default")
+    p.add_argument("--server", "-s", metavar="URI",
+                   help="the LwM2M server, coap:// or http2:// (LwM2M over HTTP/2, a "
+                        "connection per device); with --bootstrap, only the default")
     p.add_argument("--bootstrap", "-b", metavar="URI",
                    help="bootstrap each device from this bootstrap server first")
     p.add_argument("--rate", "-r", type=float, default=200.0, help="devices started per s")
@@ -318,6 +321,17 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--no-deregister", action="store_true",
                    help="do not De-register the devices when stopping")
     p.add_argument("--seed", type=int, default=None, help="random seed (jitter)")
+    p.add_argument("--nidd", metavar="URL",
+                   help="instead of --server: non-IP devices (binding N) on the SCEF emulator "
+                        "at URL, UEs <endpoint>@--nidd-domain in group --nidd-group (serve "
+                        "it with aiolwm2m server --nidd-group)")
+    p.add_argument("--nidd-group", default="sim@nidd.example", metavar="GROUPID")
+    p.add_argument("--nidd-domain", default="nidd.example", metavar="DOMAIN")
+    p.add_argument("--gateways", type=int, default=0, metavar="G",
+                   help="also run G LwM2M Gateways (endpoints <prefix>gw-000000 ...), each "
+                        "fronting --end-devices simulated end devices; --count may then be 0")
+    p.add_argument("--end-devices", type=int, default=10, metavar="N",
+                   help="simulated end devices behind each gateway (default 10)")
     _add_register_format_flags(p)
     event_loop.add_flag(p)
     p.set_defaults(handler=run_simulate)
@@ -327,20 +341,39 @@ async def _simulate(args: argparse.Namespace) -> int:
     from aiolwm2m.simulator import FleetConfig, FleetProfile, run_fleet
     from aiolwm2m.simulator.progress import print_summary
 
-    if args.count <= 0 or args.rate <= 0:
+    if args.count < (0 if args.gateways > 0 else 1) or args.rate <= 0:
         print("aiolwm2m simulate: --count and --rate must be positive", file=sys.stderr)
         return 2
+    if (args.server is None) == (args.nidd is None):
+        print("aiolwm2m simulate: give --server URI or --nidd URL", file=sys.stderr)
+        return 2
+    gateways = None
+    if args.gateways:
+        from aiolwm2m.simulator.gateways import GatewayFleet, GatewayFleetConfig
+
+        try:
+            gateways = GatewayFleet(GatewayFleetConfig(
+                args.gateways, args.server or "", end_devices=args.end_devices,
+                endpoint_prefix=f"{args.prefix}gw-", lifetime=args.lifetime))
+        except (UriError, ValueError) as e:
+            print(f"aiolwm2m simulate: --gateways: {e}", file=sys.stderr)
+            return 2
     profile = FleetProfile(endpoint_prefix=args.prefix, lifetime=args.lifetime,
                            send_interval=args.send_interval,
                            deregister_on_stop=not args.no_deregister)
     try:
-        config = FleetConfig(args.count, args.server, args.bootstrap, args.rate, profile,
-                             seed=args.seed, lwm2m_version=args.lwm2m_version,
-                             content_formats=args.content_format)
+        if args.nidd is not None:
+            from .nidd_flags import nidd_fleet_config
+
+            config = await nidd_fleet_config(args, profile)
+        else:
+            config = FleetConfig(args.count, args.server, args.bootstrap, args.rate, profile,
+                                 seed=args.seed, lwm2m_version=args.lwm2m_version,
+                                 content_formats=args.content_format)
         summary = await run_fleet(config, duration=args.duration,
                                   register_timeout=args.register_timeout,
                                   progress=args.progress, interval=args.interval,
-                                  json_summary=args.json_summary)
+                                  json_summary=args.json_summary, gateways=gateways)
     except (UriError, ValueError, OSError, RuntimeError) as e:
         print(f"aiolwm2m simulate: {e}", file=sys.stderr)
         return 1
@@ -348,11 +381,13 @@ async def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary)
+    if gateways is not None and summary["gateways_registered"] != args.gateways:
+        return 1
     return 0 if summary["registered"] == args.count else 1
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    return _run(_simulate(args), args, "simulate")
+    return event_loop.run_command(_simulate(args), args, "simulate")
 
 
 # -- shared ---------------------------------------------------------------------------------
@@ -389,28 +424,3 @@ def _add_register_format_flags(p: argparse.ArgumentParser) -> None:
                    help="what the Register's root link announces (ct): one format under "
                         "1.1 (default senml-json, 110), a comma-separated list under 1.2 "
                         "(default: all the client handles), or 'none'")
-
-
-
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-def _run(coro: Coroutine[Any, Any, int], args: argparse.Namespace, command: str) -> int:
-    """Run on the loop ``--event-loop`` / AIOLWM2M_EVENT_LOOP name (default: uvloop when it
-    is installed, for faster sockets)."""
-    try:
-        loop = event_loop.resolve(args.event_loop)
-    except ValueError as e:
-        coro.close()
-        print(f"aiolwm2m {command}: {e}", file=sys.stderr)
-        return 2
-    try:
-        return event_loop.run(coro, loop)
-    except KeyboardInterrupt:
-        return 130

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import os
+import signal
+import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -59,3 +62,29 @@ def running() -> str:
     """"uvloop" or "asyncio": what the current loop is."""
     module = type(asyncio.get_running_loop()).__module__
     return "uvloop" if module.startswith("uvloop") else "asyncio"
+
+
+def stop_event() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (where the loop can take signal handlers)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def run_command(coro: Coroutine[Any, Any, int], args: argparse.Namespace, command: str) -> int:
+    """Run a command's coroutine on the loop ``--event-loop`` / AIOLWM2M_EVENT_LOOP name
+    (default: uvloop when it is installed, for faster sockets); a bad choice is one line on
+    stderr and exit status 2, Ctrl-C is 130."""
+    try:
+        loop = resolve(args.event_loop)
+    except ValueError as e:
+        coro.close()
+        print(f"aiolwm2m {command}: {e}", file=sys.stderr)
+        return 2
+    try:
+        return run(coro, loop)
+    except KeyboardInterrupt:
+        return 130

@@ -8,7 +8,17 @@ import sys
 
 from aiolwm2m import __version__
 
-from . import client_commands, coap_client, demo, server_cmd
+from . import (
+    broker_cmd,
+    client_commands,
+    cluster_demo,
+    coap_client,
+    demo,
+    gateway_cmd,
+    rd_commands,
+    scef_emulator,
+    server_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     server_cmd.add_parser(sub)
     coap_client.add_parser(sub)
     demo.add_parser(sub)
+    cluster_demo.add_parser(sub)
     client_commands.add_parsers(sub)
+    broker_cmd.add_parser(sub)
+    gateway_cmd.add_parser(sub)
+    scef_emulator.add_parser(sub)
+    rd_commands.add_parser(sub)
     return parser
 
 

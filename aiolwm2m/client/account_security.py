@@ -45,8 +45,13 @@ if TYPE_CHECKING:
 PSK, RPK, CERTIFICATE, NO_SEC, EST = 0, 1, 2, 3, 4
 MODE_NAMES = {PSK: "PSK", RPK: "RPK", CERTIFICATE: "Certificate", NO_SEC: "NoSec",
               EST: "Certificate with EST"}
-#: The binding letter of each scheme (LwM2M 1.1: U for UDP, T for TCP).
-BINDING_LETTERS = {"coap": "U", "coaps": "U", "coap+tcp": "T", "coaps+tcp": "T"}
+#: The binding letter of each scheme (LwM2M 1.1: U for UDP, T for TCP; H for HTTP/2, the
+#: letter LwM2M 1.2 gives its HTTP binding, see aiolwm2m.http2).
+BINDING_LETTERS = {"coap": "U", "coaps": "U", "coap+tcp": "T", "coaps+tcp": "T",
+                   "http2": "H", "https": "H"}
+#: NoSec schemes that still take a PSK: over h2c it becomes a bearer token (trusted
+#: networks only; see aiolwm2m.http2.server_binding).
+BEARER_SCHEMES = frozenset({"http2"})
 
 
 class SecurityModeError(ValueError):
@@ -98,7 +103,7 @@ class ServerTarget:
 
     @property
     def binding(self) -> str:
-        """The binding letter of the transport (U or T)."""
+        """The binding letter of the transport (U, T or H)."""
         return BINDING_LETTERS[self.uri.scheme]
 
     def __str__(self) -> str:
@@ -176,7 +181,8 @@ def server_target(inst: Instance) -> ServerTarget:
     if uri.secure and mode == NO_SEC:
         raise SecurityModeError(f"{where}: {uri.scheme}:// needs security mode PSK, RPK or "
                                 "Certificate, not NoSec")
-    if not uri.secure and mode != NO_SEC:
+    if not uri.secure and mode != NO_SEC and not (
+            mode == PSK and uri.scheme in BEARER_SCHEMES):
         raise SecurityModeError(f"{where}: security mode {name} needs a coaps:// or "
                                 f"coaps+tcp:// URI, not {uri.scheme}://")
     if mode == NO_SEC:

@@ -22,19 +22,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from aiolwm2m.background_tasks import BackgroundTasks
-from aiolwm2m.coap.codes import Code, code_str
-from aiolwm2m.coap.errors import CoapError, ServiceUnavailable
+from aiolwm2m.coap.codes import Code
+from aiolwm2m.coap.errors import ServiceUnavailable
 from aiolwm2m.coap.message import Message
-from aiolwm2m.coap.uri import UriError, parse_uri
+from aiolwm2m.http2.client_endpoint import Http2ClientEndpoint
 from aiolwm2m.lwm2m.attributes import NotificationAttributes
 from aiolwm2m.lwm2m.formats import ContentFormat, encode_timestamped
 from aiolwm2m.lwm2m.nodes import Node, TimestampedNodes
 from aiolwm2m.lwm2m.path import LwM2MPath
 from aiolwm2m.transport.site import RenderResult, Resource, Site
 
-from . import provisioning
+from . import firmware_download, provisioning
 from .access_rights import READ, AccessRights, Unauthorized
 from .account_security import ServerTarget
 from .attribute_store import AttributeStore
@@ -42,20 +43,21 @@ from .bootstrap_interface import BootstrapInterface, is_bootstrap_account
 from .bootstrap_procedure import BootstrapProcedure
 from .clock import Clock
 from .config import ClientConfig
-from .control import DownloadError
 from .dm_interface import DeviceManagement
 from .endpoint import ClientEndpoint, GatedEndpoint, peer_key
 from .events import ClientEvents, Registered
 from .instance import Instance
 from .notifier import Notifier, split_key
 from .objects import AccessControlInstance
-from .objects.firmware import CONNECTION_LOST, INVALID_URI, UNSUPPORTED_PROTOCOL
 from .observations import ObservationEngine
 from .queue_mode import QueueModeRadio
 from .registration import check_response, object_links
 from .server_link import Route, ServerLink, open_link
 from .server_session import ServerSession
 from .tree import SECURITY, SERVER, ObjectTree
+
+if TYPE_CHECKING:
+    from aiolwm2m.nidd.client_link import NiddLinks
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,12 @@ class LwM2MClient:
         self.tree.structure_listeners.append(self._structure_changed)
         self.tree.control = self
         self.events.subscribe(self._track_registration)
+        #: Every account over NIDD when the config says so (``aiolwm2m.nidd.client_link``).
+        self.nidd: NiddLinks | None = None
+        if config.nidd is not None:
+            from aiolwm2m.nidd.client_link import NiddLinks
+
+            self.nidd = NiddLinks(self, config.nidd)
 
     # -- objects --------------------------------------------------------------------------
 
@@ -179,6 +187,8 @@ class LwM2MClient:
         await self.bootstrap.close_link()
         for link in list(self._links):
             await self.close_link(link)
+        if self.nidd is not None:
+            await self.nidd.close()
         if self._endpoint is not None:
             await self._endpoint.close()
 
@@ -289,6 +299,8 @@ class LwM2MClient:
         """A link to ``target`` (see :mod:`.server_link`); requests arriving on an own
         endpoint go to ``route``."""
         cfg = self.config
+        if self.nidd is not None and self.nidd.serves(target):
+            return await self.nidd.link(target)
         link = await open_link(target, self.endpoint, route, host=cfg.host,
                                params=cfg.transmission, on_lost=on_lost)
         if not link.shared:
@@ -296,6 +308,8 @@ class LwM2MClient:
             gated = link.gated
             if gated is not None:
                 gated.asleep = self.radio.asleep
+            elif isinstance(link.endpoint, Http2ClientEndpoint):
+                link.endpoint.asleep = self.radio.asleep
         return link
 
     async def close_link(self, link: ServerLink) -> None:
@@ -310,18 +324,29 @@ class LwM2MClient:
     def _gated(self) -> list[GatedEndpoint]:
         out: list[GatedEndpoint] = [self._endpoint] if self._endpoint is not None else []
         out.extend(g for link in self._links if (g := link.gated) is not None)
+        if self.nidd is not None and self.nidd.endpoint is not None:
+            out.append(self.nidd.endpoint)
         return out
 
+    def _http2(self) -> list[Http2ClientEndpoint]:
+        return [link.endpoint for link in self._links
+                if isinstance(link.endpoint, Http2ClientEndpoint)]
+
     def set_radio(self, *, asleep: bool) -> None:
-        """Queue mode: switch the radio of every datagram endpoint off or on."""
+        """Queue mode: switch the radio of every datagram endpoint off or on (HTTP/2: close
+        or reopen the downlink stream, which is what tells that server we sleep)."""
         for endpoint in self._gated():
             endpoint.asleep = asleep
+        for h2 in self._http2():
+            h2.asleep = asleep
 
     def pending_exchanges(self) -> int:
         """Requests and confirmable messages still waiting on any endpoint."""
         total = 0
         for endpoint in self._gated():
             total += endpoint.gate.pending_exchanges
+        for h2 in self._http2():
+            total += h2.pending
         return total
 
     # -- incoming requests ------------------------------------------------------------------
@@ -482,29 +507,9 @@ class LwM2MClient:
                 totals[i] += n
         return totals[0], totals[1], totals[2], totals[3]
 
-    async def download(self, uri: str) -> bytes:
-        try:
-            parsed = parse_uri(uri)
-        except UriError as e:
-            raise DownloadError(INVALID_URI, str(e)) from None
-        if parsed.scheme not in ("coap", "coap+tcp"):
-            # coaps downloads would need credentials the TS leaves unnamed for them.
-            raise DownloadError(UNSUPPORTED_PROTOCOL, f"{parsed.scheme}:// not supported")
-        request = Message.request(Code.GET, parsed.path, query=parsed.query)
-        try:
-            link = await open_link(ServerTarget(parsed), self.endpoint, self.handle_request,
-                                   host=self.config.host, params=self.config.transmission)
-            try:
-                response = await self.request(request, link)
-            finally:
-                await link.close()
-        except (CoapError, OSError) as e:
-            raise DownloadError(CONNECTION_LOST, f"{type(e).__name__}: {e}") from None
-        if response.code == Code.CONTENT:
-            return response.payload
-        if response.code == Code.NOT_FOUND:
-            raise DownloadError(INVALID_URI, f"{uri}: 4.04")
-        raise DownloadError(CONNECTION_LOST, f"{uri}: {code_str(response.code)}")
+    async def download(self, uri: str, max_size: int) -> bytes:
+        """Pull a firmware image (see :mod:`.firmware_download`)."""
+        return await firmware_download.download(self, uri, max_size)
 
 
 async def _first(*events: asyncio.Event) -> None:

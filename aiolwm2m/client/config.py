@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiolwm2m.coap.params import DEFAULT_PARAMETERS, TransmissionParameters
 from aiolwm2m.coap.uri import parse_uri
 from aiolwm2m.security.credentials import PskCredentials, RpkCredentials, X509Credentials
 
-from .account_security import AccountSecurity
+from .account_security import BEARER_SCHEMES, AccountSecurity
 from .backoff import RetryPolicy
 from .clock import Clock, LoopClock
 from .registration import CLIENT_LWM2M_VERSIONS, announced_formats
+
+if TYPE_CHECKING:
+    from aiolwm2m.nidd.attachment import NiddAttachment
 
 
 @dataclass
@@ -70,6 +74,9 @@ class ClientConfig:
     content_formats: tuple[int, ...] | None = None
     #: Overall bound on one request to a server (None: the CoAP retransmission limit).
     request_timeout: float | None = None
+    #: Reach every server through a SCEF over NIDD instead of IP (binding N;
+    #: ``aiolwm2m.nidd.attachment.NiddAttachment``: the SCEF and our identity there).
+    nidd: NiddAttachment | None = None
     clock: Clock = field(default_factory=LoopClock)
     rng: random.Random = field(default_factory=random.Random)
 
@@ -95,9 +102,13 @@ class ClientConfig:
                 if security is not None:
                     raise ValueError(f"{name}_security is given without its URI")
                 continue
-            secure = parse_uri(uri).secure
+            parsed = parse_uri(uri)
+            secure = parsed.secure
             if secure and security is None:
                 raise ValueError(f"{uri} needs credentials ({name}_security)")
+            if parsed.scheme in BEARER_SCHEMES and isinstance(
+                    getattr(security, "credentials", None), PskCredentials):
+                continue  # a PSK as an h2c bearer token (trusted networks only)
             if not secure and security is not None:
                 raise ValueError(f"{uri} carries no security: use coaps:// or coaps+tcp:// "
                                  f"with {name}_security")

@@ -26,9 +26,10 @@ class ClientControl(Protocol):
     def traffic(self) -> tuple[int, int, int, int]:
         """Bytes sent, bytes received, datagrams sent, datagrams received so far."""
 
-    async def download(self, uri: str) -> bytes:
-        """Fetch ``uri`` (CoAP GET, block-wise) and return the body; raises
-        :class:`DownloadError` with the Firmware Update result code on failure."""
+    async def download(self, uri: str, max_size: int) -> bytes:
+        """Fetch ``uri`` (CoAP block-wise, or HTTP) and return the body, at most
+        ``max_size`` bytes; raises :class:`DownloadError` with the Firmware Update result
+        code on failure."""
 
 
 class DownloadError(Exception):

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .events import NotificationSent
-from .observations import ClientObservation
+from .observations import ClientObservation, ObservationEngine
 from .waiting import event_or_deadline
 
 if TYPE_CHECKING:
@@ -43,19 +43,24 @@ class Notifier:
             await event_or_deadline(client.clock, self.wakeup,
                                     client.observations.next_deadline())
 
-    async def notify(self, obs: ClientObservation) -> None:
+    async def notify(self, obs: ClientObservation,
+                     engine: ObservationEngine | None = None) -> None:
+        """Send ``obs``'s notification; ``engine`` holds it (the client's own by default,
+        an end device's behind a gateway)."""
         client = self.client
+        if engine is None:
+            engine = client.observations
         peer, token = split_key(obs)
         session = client.sessions.get(obs.ssid)
         link = session.link if session is not None else None
         transport_observation = (link.dispatcher.observers.get(peer, token)
                                  if link is not None and not link.closed else None)
         if link is None or transport_observation is None:
-            client.observations.remove(obs.key)  # the observer (or its connection) went away
+            engine.remove(obs.key)  # the observer (or its connection) went away
             return
         if client.asleep:
             await client.wake()
         client.radio.touch()
         link.dispatcher.notify_observation(transport_observation)
-        client.observations.notified(obs, client.clock.now())
+        engine.notified(obs, client.clock.now())
         client.events.emit(NotificationSent(obs.ssid, tuple(str(p) for p in obs.paths)))

@@ -8,6 +8,9 @@ starts talking and closed when the account stops or its Security instance change
   says (PSK; RPK with the server's key pinned; X.509 with the certificate usage);
 * ``coap+tcp://`` / ``coaps+tcp://`` (binding T): a TCP endpoint holding the one connection
   the client opens (TLS for coaps+tcp); the server's requests arrive on that connection.
+* ``http2://`` / ``https://`` (binding H, ``aiolwm2m.http2``): one HTTP/2 connection (TLS
+  with ALPN h2 for https; a PSK becomes an h2c bearer token); the server's requests arrive
+  on the downlink stream the endpoint keeps open while registered.
 
 Requests arriving on an own endpoint go to ``route`` (its site's only resource), so they
 belong to the account the endpoint was opened for whoever else might know the address.
@@ -21,6 +24,9 @@ from typing import Any
 
 from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.params import TransmissionParameters
+from aiolwm2m.http2.bearer import bearer_token
+from aiolwm2m.http2.client_endpoint import Http2ClientEndpoint, TlsSettings
+from aiolwm2m.security.credentials import PskCredentials
 from aiolwm2m.security.dtls_client import DtlsClient
 from aiolwm2m.security.errors import SecurityError
 from aiolwm2m.security.tls_stream import TlsClientConnection
@@ -56,12 +62,15 @@ class ServerLink:
     """One server as the client reaches it."""
 
     def __init__(self, target: ServerTarget, endpoint: ClientEndpoint | ClientDtlsEndpoint
-                 | TcpEndpoint, address: Any, *, shared: bool = False) -> None:
+                 | TcpEndpoint | Http2ClientEndpoint, address: Any, *,
+                 shared: bool = False, binding: str | None = None) -> None:
         self.target = target
         self.endpoint = endpoint
         self.address = address
         self.shared = shared
         self.closed = False
+        #: The binding letter, when the transport is not the URI's (N: NIDD).
+        self.binding = binding or target.binding
         self._unsubscribe: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -124,6 +133,8 @@ async def open_link(target: ServerTarget, shared: ClientEndpoint, route: Route, 
         return ServerLink(target, shared, await shared.resolve(uri.host, uri.port),
                           shared=True)
     check_credentials(target)
+    if uri.scheme in ("http2", "https"):
+        return _http2_link(target, route, on_lost, host)
     if uri.scheme == "coaps":
         assert target.credentials is not None
         dtls = await ClientDtlsEndpoint.open(host, 0, site=_site(route), params=params)
@@ -151,3 +162,21 @@ async def open_link(target: ServerTarget, shared: ClientEndpoint, route: Route, 
 
         link._unsubscribe = tcp.events.subscribe(connection_event)
     return link
+
+
+def _http2_link(target: ServerTarget, route: Route, on_lost: Callable[[], None] | None,
+                host: str) -> ServerLink:
+    uri = target.uri
+    # The client's own address, when it names one of the server's family (not a wildcard).
+    local = host if host not in ("", "::", "0.0.0.0") and (":" in host) == (
+        ":" in uri.host) else None
+    credentials = target.credentials
+    tls = bearer = None
+    if credentials is not None and uri.scheme == "https":
+        tls = TlsSettings(credentials, server_name=target.server_name,
+                          server_public_key=target.server_public_key)
+    elif isinstance(credentials, PskCredentials):
+        bearer = bearer_token(credentials.identity, credentials.key)
+    endpoint = Http2ClientEndpoint(uri.host, uri.port, site=_site(route), tls=tls,
+                                   bearer=bearer, on_lost=on_lost, local_host=local)
+    return ServerLink(target, endpoint, endpoint.address)

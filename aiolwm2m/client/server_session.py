@@ -115,8 +115,8 @@ class ServerSession:
         binding = str(srv.get(7)) if srv is not None and srv.get(7) else cfg.binding
         queue = cfg.queue_mode or "Q" in binding
         letters = binding.replace("Q", "") or "U"
-        if self.link is not None and self.link.target.binding not in letters:
-            letters = self.link.target.binding
+        if self.link is not None and self.link.binding not in letters:
+            letters = self.link.binding
         return RegistrationParams(cfg.endpoint, lifetime, letters, queue, cfg.lwm2m_version)
 
     def object_links(self) -> bytes:

@@ -288,8 +288,12 @@ class Block2Server:
         return self._slice(request, rep.response, block)
 
     def needs_slicing(self, request: Message, response: Message) -> bool:
+        """False for a response that carries Block2 already: its resource serves its own
+        blocks (a firmware image, where the server follows each block a device fetches)
+        and nothing is cached for it here."""
         return (request.block2 is not None
-                or len(response.payload) > 1 << (self.preferred_szx + 4))
+                or len(response.payload) > 1 << (self.preferred_szx + 4)
+                ) and response.get_option(O.BLOCK2) is None
 
     def serve(self, request: Message, response: Message, now: float) -> Message:
         """Slice ``response`` as ``request`` asks (or as the server prefers), remembering the

@@ -76,7 +76,7 @@ class ObserverRegistry:
         if old is not None:
             self._drop(old)
         obs = Observation(request, key)
-        obs.con_due = now + self.con_interval
+        obs.con_due = now + self.interval_for(obs)
         self._by_token[(peer, request.token)] = obs
         self._by_resource.setdefault(key, {})[(peer, request.token)] = obs
         return obs
@@ -99,6 +99,22 @@ class ObserverRegistry:
     def observers(self, key: Hashable) -> list[Observation]:
         return list(self._by_resource.get(key, {}).values())
 
+    def count(self, key: Hashable) -> int:
+        """How many observe ``key`` (without copying them, as :meth:`observers` does)."""
+        return len(self._by_resource.get(key, ()))
+
+    def interval_for(self, obs: Observation) -> float:
+        """Longest time between two Confirmable notifications to ``obs``; subclasses may
+        vary it per resource (a pub/sub topic's "observer-check")."""
+        return self.con_interval
+
+    def dropped(self, obs: Observation) -> None:
+        """``obs`` left the list (cancelled, replaced, reset, timed out or ended by an
+        error notification); for subclasses that keep their own accounting."""
+
+    def acknowledged(self, obs: Observation) -> None:
+        """A Confirmable notification to ``obs`` was acknowledged (for subclasses)."""
+
     def __iter__(self) -> Any:
         return iter(list(self._by_token.values()))
 
@@ -111,6 +127,7 @@ class ObserverRegistry:
             del group[tk]
             if not group:
                 del self._by_resource[obs.key]
+            self.dropped(obs)
 
     def next_sequence(self) -> int:
         self._seq = (self._seq + 1) % _SEQ_MODULUS
@@ -131,7 +148,7 @@ class ObserverRegistry:
             confirmable = (now >= obs.con_due
                            or (self.con_every > 0 and obs.notifications % self.con_every == 0))
         if confirmable:
-            obs.con_due = now + self.con_interval
+            obs.con_due = now + self.interval_for(obs)
         response.mtype = MessageType.CON if confirmable else MessageType.NON
         return response
 

@@ -10,6 +10,9 @@ DEFAULT_PORTS = {
     "coaps": 5684,
     "coap+tcp": 5683,
     "coaps+tcp": 5684,
+    # LwM2M over HTTP/2 (aiolwm2m.http2): h2c with prior knowledge, and TLS with ALPN h2.
+    "http2": 80,
+    "https": 443,
 }
 
 
@@ -27,11 +30,11 @@ class CoapUri:
 
     @property
     def secure(self) -> bool:
-        return self.scheme in ("coaps", "coaps+tcp")
+        return self.scheme in ("coaps", "coaps+tcp", "https")
 
     @property
     def reliable(self) -> bool:
-        return self.scheme.endswith("+tcp")
+        return self.scheme.endswith("+tcp") or self.scheme in ("http2", "https")
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -25,6 +25,7 @@ from .formats import (
     encode_node,
     encode_paths,
 )
+from .formats.prefixed_names import NAMED_FORMATS, add_prefix, strip_prefix
 from .model import ModelRegistry
 from .operations import (
     BootstrapDeleteRequest,
@@ -68,6 +69,9 @@ class DeviceContext:
     format: int = CF.TLV
     composite_format: int = CF.SENML_JSON
     root_path: tuple[str, ...] = ()
+    #: ``/{prefix}`` of an end device behind an LwM2M Gateway (``aiolwm2m.gateway``): its
+    #: payload names carry it (Gateway TS), and it ends ``root_path``; "" for a device.
+    name_prefix: str = ""
 
     @classmethod
     def for_client(
@@ -112,6 +116,20 @@ def _single_value_format(ctx: DeviceContext, path: LwM2MPath, fmt: int | None) -
 
 def encode_request(op: Operation, ctx: DeviceContext) -> Message:
     """The CoAP request that carries ``op`` (type CON; token and message id left empty)."""
+    msg = _encode_request(op, ctx)
+    if ctx.name_prefix:
+        _prefix_names(msg, ctx.name_prefix)
+    return msg
+
+
+def _prefix_names(msg: Message, name_prefix: str) -> None:
+    """The payload's names as the end device's gateway expects them (with the prefix)."""
+    fmt = msg.content_format
+    if msg.payload and fmt in NAMED_FORMATS:
+        msg.payload = add_prefix(fmt, msg.payload, name_prefix[1:])
+
+
+def _encode_request(op: Operation, ctx: DeviceContext) -> Message:
     if isinstance(op, ReadRequest | BootstrapReadRequest):
         return Message.request(
             Code.GET,
@@ -212,6 +230,9 @@ def decode_response(op: Operation, msg: Message, ctx: DeviceContext) -> Response
         return Response(code, _diagnostic(msg), msg.content_format)
     fmt = _payload_format(msg)
     try:
+        if ctx.name_prefix and msg.payload and fmt in NAMED_FORMATS:
+            msg = msg.copy()
+            msg.payload = strip_prefix(fmt, msg.payload, ctx.name_prefix[1:])
         if isinstance(op, ObserveRequest):
             groups = decode_timestamped(fmt, msg.payload, op.path, ctx.model) if msg.payload else []
             content = groups[-1].nodes.get(op.path) if groups else None
@@ -278,6 +299,8 @@ def cancel_request(
     if content_format is not None:
         msg.accept = content_format
     msg.mtype = MessageType.CON
+    if ctx.name_prefix:
+        _prefix_names(msg, ctx.name_prefix)
     return msg
 
 

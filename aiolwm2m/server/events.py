@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from aiolwm2m import event_bus as _bus
+from aiolwm2m.firmware.events import FirmwareCampaignChanged, FirmwareJobChanged
+from aiolwm2m.gateway.events import EndDeviceAdded, EndDeviceChanged, EndDeviceRemoved
 from aiolwm2m.lwm2m.nodes import TimestampedNodes
 from aiolwm2m.lwm2m.operations import ObserveResponse
 from aiolwm2m.store.records import Observation, QueuedRequest, Registration
@@ -92,7 +94,8 @@ class Refused:
 
 Event = (Registered | Updated | Deregistered | Expired | Awake | Sleeping
          | NotificationReceived | ObservationEnded | SendReceived | QueuedRequestFinished
-         | Refused)
+         | Refused | FirmwareJobChanged | FirmwareCampaignChanged
+         | EndDeviceAdded | EndDeviceChanged | EndDeviceRemoved)
 
 
 EventStream = _bus.EventStream

@@ -229,8 +229,15 @@ class ObservationManager:
 
     async def resume(self, transports: dict[str, ObservingTransport]) -> int:
         """After a restart: route the stored observations' tokens again."""
+        return await self.adopt(await self.store.all(), transports)
+
+    async def adopt(self, records: list[Observation],
+                    transports: dict[str, ObservingTransport]) -> int:
+        """Route the tokens of ``records`` again (after a restart, or when a device another
+        node had comes to this one, ``aiolwm2m.cluster``): the client's notifications keep
+        arriving without it noticing."""
         resumed = 0
-        for record in await self.store.all():
+        for record in records:
             reg = self.registration(record.registration_id)
             transport = transports.get(reg.transport) if reg is not None else None
             if reg is None or transport is None:
@@ -243,6 +250,34 @@ class ObservationManager:
             self.active[record.token] = _Active(record, exchange, transport, request)
             resumed += 1
         return resumed
+
+    def readdress(self, reg: Registration) -> None:
+        """``reg`` now speaks from another address (a NAT that rebound its port, or a load
+        balancer that sends it through another node): its notifications come from there."""
+        for token, entry in list(self.active.items()):
+            if entry.record.registration_id == reg.id:
+                entry.transport.forget(entry.exchange)
+                self._tasks.spawn(self._follow(token, entry, reg))
+
+    async def _follow(self, token: bytes, entry: _Active, reg: Registration) -> None:
+        exchange = await entry.transport.resume_observation(entry.request.copy(), reg.address,
+                                                            _Sink(self, token))
+        if self.active.get(token) is entry:
+            entry.exchange = exchange
+        else:
+            entry.transport.forget(exchange)
+
+    def release(self, registration_id: str) -> list[Observation]:
+        """Forget the registration's observations here, telling no one (another node took
+        its device over and carries them on; the store keeps them)."""
+        gone = [t for t, a in self.active.items()
+                if a.record.registration_id == registration_id]
+        records = []
+        for token in gone:
+            entry = self.active.pop(token)
+            entry.transport.forget(entry.exchange)
+            records.append(entry.record)
+        return records
 
     def close(self) -> None:
         self._tasks.cancel_all()

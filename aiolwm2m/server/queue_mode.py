@@ -77,6 +77,15 @@ class QueueMode:
         self._tasks = BackgroundTasks(log, "sending a queue")
         #: Pending requests across all clients (kept here so metrics read it for free).
         self.depth = 0
+        #: Transports that know whether a client is reachable, by name (HTTP/2: its
+        #: downlink stream is open): for their registrations this replaces the awake window.
+        self.presence: dict[str, Callable[[Registration], bool]] = {}
+        #: End devices behind a gateway (``aiolwm2m.gateway``): end device registration id
+        #: -> its gateway's. They are awake when their gateway is, and their queues are
+        #: sent after the gateway's own (``resolve`` gives their current registration).
+        self.behind: dict[str, str] = {}
+        self.resolve: Callable[[str], Registration | None] | None = None
+        self._queued_behind: dict[str, set[str]] = {}
 
     async def load(self) -> None:
         """After a restart: at-most-once requests caught in flight are finished as failed,
@@ -92,18 +101,33 @@ class QueueMode:
         self.depth = await self.store.depth()
 
     def is_awake(self, reg: Registration) -> bool:
-        return not reg.queue_mode or self.awake.deadline(reg.id) is not None
+        present = self.presence.get(reg.transport) if self.presence else None
+        if present is not None:
+            return present(reg)
+        if not reg.queue_mode or self.awake.deadline(reg.id) is not None:
+            return True
+        gateway = self.behind.get(reg.id) if self.behind else None
+        return gateway is not None and self.awake.deadline(gateway) is not None
 
     def woke(self, reg: Registration) -> None:
         """``reg`` just spoke to us: it is awake for awake_time, and its queue is sent."""
-        if not reg.queue_mode:
-            return
+        if not reg.queue_mode or (self.presence and reg.transport in self.presence):
+            return  # presence-reporting transports flush when the device becomes present
         was_awake = self.awake.deadline(reg.id) is not None
         self.awake.schedule(reg.id, self.config.clock() + self.config.awake_time)
         self._sleeping_regs[reg.id] = reg
         if not was_awake:
             self.emit(Awake(reg))
         self._tasks.spawn(self.flush(reg))
+
+    def presence_changed(self, reg: Registration, present: bool) -> None:
+        """A presence-reporting transport saw ``reg`` become reachable (its queue is sent)
+        or unreachable."""
+        if present:
+            self.emit(Awake(reg))
+            self._tasks.spawn(self.flush(reg))
+        else:
+            self.emit(Sleeping(reg))
 
     def forget(self, reg: Registration) -> None:
         self.awake.cancel(reg.id)
@@ -118,8 +142,15 @@ class QueueMode:
     async def enqueue(self, reg: Registration, op: Operation, ttl: float | None = None, *,
                       at_most_once: bool = False) -> QueuedRequest:
         now = self.config.clock()
+        operation = operation_to_dict(op)
+        gateway = self.behind.get(reg.id) if self.behind else None
+        if gateway is not None:
+            # Marked, so that only the end device gets it (never an ordinary client that
+            # registered the same text as its endpoint name), and sent after its gateway's.
+            operation["end_device"] = True
+            self._queued_behind.setdefault(gateway, set()).add(reg.id)
         request = QueuedRequest(
-            id=secrets.token_urlsafe(9), endpoint=reg.endpoint, operation=operation_to_dict(op),
+            id=secrets.token_urlsafe(9), endpoint=reg.endpoint, operation=operation,
             created_at=now, expires_at=now + (self.config.queue_ttl if ttl is None else ttl),
             at_most_once=at_most_once)
         await self.store.push(request)
@@ -137,8 +168,13 @@ class QueueMode:
 
     async def flush(self, reg: Registration) -> None:
         lock = self._flushing.setdefault(reg.endpoint, asyncio.Lock())
+        end_device = bool(self.behind) and reg.id in self.behind
         async with lock:
             for request in await self.store.pending(reg.endpoint):
+                if self.presence and not self._present(reg):
+                    return  # its stream closed meanwhile: the rest waits for the next one
+                if bool(request.operation.get("end_device")) is not end_device:
+                    continue  # the same text names an end device and a client: not ours
                 now = self.config.clock()
                 if request.expires_at <= now:
                     await self._finish(request, EXPIRED, None, None, QueueExpired(request.id))
@@ -160,6 +196,16 @@ class QueueMode:
                     await self._finish(request, FAILED, {"error": str(e)}, None, e)
                     continue
                 await self._finish(request, DONE, response_to_dict(response), response, None)
+        children = self._queued_behind.pop(reg.id, None) if self._queued_behind else None
+        if children and self.resolve is not None:
+            for child_id in sorted(children):
+                child = self.resolve(child_id)
+                if child is not None:
+                    await self.flush(child)
+
+    def _present(self, reg: Registration) -> bool:
+        present = self.presence.get(reg.transport)
+        return present is None or present(reg)
 
     async def expire_due(self) -> None:
         for request in await self.store.expired(self.config.clock()):

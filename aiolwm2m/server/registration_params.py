@@ -29,7 +29,8 @@ MAX_PAYLOAD = 256 * 1024
 # Object lists up to this size are parsed once per distinct payload (the cache's worst case
 # is 4096 of them: 16 MiB of payloads plus their parsed entries).
 _CACHED_PAYLOAD = 4096
-_BINDING_LETTERS = frozenset("UTSN")
+# H: LwM2M over HTTP/2 (aiolwm2m.http2), the letter LwM2M 1.2 gives its HTTP binding.
+_BINDING_LETTERS = frozenset("UTSNH")
 # Objects a client must not list (Security, OSCORE): ignored rather than refused, since
 # deployed 1.0 clients do list /0.
 _UNLISTED_OBJECTS = frozenset({0, 21})

@@ -115,6 +115,9 @@ class Registry:
         self.by_id: dict[str, Registration] = {}
         self.by_endpoint: dict[str, Registration] = {}
         self._contexts: dict[tuple[object, ...], DeviceContext] = {}
+        #: Contexts of end devices behind gateways, by their registration id (filled by
+        #: ``aiolwm2m.gateway.directory``): looked at only when the shared ones miss.
+        self.end_device_contexts: dict[str, DeviceContext] = {}
         self.new_id = RegistrationIds()
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -164,6 +167,9 @@ class Registry:
         key = (reg.lwm2m_version, reg.content_formats, reg.root_path, reg.objects)
         ctx = self._contexts.get(key)
         if ctx is None:
+            end_device = self.end_device_contexts.get(reg.id)
+            if end_device is not None:
+                return end_device
             # The version each listed object was announced in; none announced means 1.0.
             versions = {o.object_id: o.version or "1.0" for o in reg.objects
                         if o.instance_id is None}

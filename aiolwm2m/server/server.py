@@ -7,16 +7,23 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.coap.errors import CoapError, CoapRequestError
 from aiolwm2m.coap.message import Message
+from aiolwm2m.gateway.directory import EndDeviceDirectory
+from aiolwm2m.gateway.end_device_sync import EndDeviceSync
+from aiolwm2m.gateway.names import EndDeviceName
+from aiolwm2m.history.recorder import ValueRecorder
+from aiolwm2m.history.selection import open_value_store
+from aiolwm2m.history.store import Retention, ValueStore
+from aiolwm2m.http2.server_endpoint import Http2Endpoint
 from aiolwm2m.lwm2m.attributes import AttributeUpdate, parse_write_attributes
 from aiolwm2m.lwm2m.coap_mapping import DeviceContext, decode_response, encode_request
-from aiolwm2m.lwm2m.errors import LwM2MError
+from aiolwm2m.lwm2m.errors import InvalidPath, LwM2MError
 from aiolwm2m.lwm2m.formats import ContentFormat, decode_timestamped
 from aiolwm2m.lwm2m.model import ModelRegistry
 from aiolwm2m.lwm2m.node_builder import build_node
@@ -41,21 +48,30 @@ from aiolwm2m.lwm2m.operations import (
     WriteRequest,
 )
 from aiolwm2m.lwm2m.path import ROOT, LwM2MPath
+from aiolwm2m.lwm2m.prefixed_path import parse_prefixed
+from aiolwm2m.rd.service import ResourceDirectory
 from aiolwm2m.security.config import ServerCredentials
-from aiolwm2m.store.interfaces import Commit, Stores
-from aiolwm2m.store.memory import MemoryStores
+from aiolwm2m.store.interfaces import Commit, Stores, StoreWriter
+from aiolwm2m.store.rd_policy_store import open_rd_policy_store
+from aiolwm2m.store.rd_sqlite import open_rd_store
 from aiolwm2m.store.records import QueuedRequest, Registration
+from aiolwm2m.store.redis_records import redis_stores_of
+from aiolwm2m.store.selection import open_stores, store_writer
 from aiolwm2m.store.sqlite import SQLiteStores
-from aiolwm2m.store.sqlite_writer import WRITER_OK, SQLiteWriter
+from aiolwm2m.store.sqlite_writer import WRITER_OK
 from aiolwm2m.transport.dtls import DtlsEndpoint
 from aiolwm2m.transport.interface import Endpoint
 from aiolwm2m.transport.listener_probe import check_listeners
-from aiolwm2m.transport.site import HeldResponse, RenderResult, Site
+from aiolwm2m.transport.site import HeldResponse, RenderResult, Resource, Site
 from aiolwm2m.transport.tcp import TcpEndpoint
 from aiolwm2m.transport.tls import TlsServerSecurity
 from aiolwm2m.transport.udp import UdpEndpoint
 
+if TYPE_CHECKING:
+    from aiolwm2m.groups.service import GroupService
+
 from .config import ServerConfig
+from .deadlines import Deadlines
 from .errors import DeviceSleeping, NotRegistered, RequestFailed
 from .events import (
     Deregistered,
@@ -71,19 +87,61 @@ from .queue_mode import QueueMode
 from .refusals import Refusals
 from .registration_params import RegistrationError
 from .registry import Authorizer, Origin, Registry, describe_peer
-from .resources import RegistrationInterface, SendInterface
+from .resources import install_interfaces
 from .security_binding import SecurityAuthorizer, StoreCredentialLookup
 from .unknown_resources import UnknownResourceLog
 
 log = logging.getLogger(__name__)
 
 PathLike = str | LwM2MPath
+
+
+class ClusterHooks(Protocol):
+    """What the server asks of its node when it is one of several (``aiolwm2m.cluster``)."""
+
+    #: Where this node's REST API listens (set by whoever serves it; the others see it).
+    http_url: str | None
+
+    async def adopt_for_device(self, registration_id: str, origin: Origin,
+                               query: Sequence[str]) -> None:
+        """Take over the device of a registration another node holds, when this request
+        (an Update or De-register) may act on it."""
+
+    async def stop(self) -> None: ...
 R = TypeVar("R", bound=Response)
 _SEND_FORMATS = frozenset({ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR})
 
 
 def _path(p: PathLike) -> LwM2MPath:
     return p if isinstance(p, LwM2MPath) else LwM2MPath.parse(p)
+
+
+def _target(endpoint: str, p: PathLike) -> tuple[str, LwM2MPath]:
+    """The endpoint and path a request goes to: ``("gw", "/dev1/3303/0")`` is end device
+    ``dev1`` behind gateway ``gw`` (the Gateway TS's prefixed path), path ``/3303/0``."""
+    if isinstance(p, LwM2MPath):
+        return endpoint, p
+    try:
+        return endpoint, LwM2MPath.parse(p)
+    except InvalidPath:
+        prefixed = parse_prefixed(p)
+        if prefixed.prefix is None or isinstance(endpoint, EndDeviceName):
+            raise
+        return EndDeviceName(endpoint, prefixed.prefix), prefixed.path
+
+
+def _targets(endpoint: str, paths: Iterable[PathLike]) -> tuple[str, list[LwM2MPath]]:
+    """``_target`` of several paths, which must all name the same device."""
+    out: list[LwM2MPath] = []
+    chosen: str | None = None
+    for p in paths:
+        target, path = _target(endpoint, p)
+        if chosen is not None and target != chosen:
+            raise ValueError("a composite operation names the paths of one device (the "
+                             "gateway or one of its end devices)")
+        chosen = target
+        out.append(path)
+    return (chosen if chosen is not None else endpoint), out
 
 
 class LwM2MServer:
@@ -110,14 +168,37 @@ class LwM2MServer:
         self.unknown_resources = UnknownResourceLog()
         self.transports: dict[str, Endpoint] = {}
         self._timer_task: asyncio.Task[None] | None = None
-        #: The SQLite stores' writer process (None for other stores): its state and
-        #: restarts are reported by the health endpoint and the metrics.
-        self.store_writer: SQLiteWriter | None = None
+        #: The stores' writer (SQLite's writer process, the Redis pipeline; None for the
+        #: memory stores): its state and restarts are reported by the health endpoint and
+        #: the metrics, and while it is not "ok" registrations get 5.03.
+        self.store_writer: StoreWriter | None = None
+        #: The Resource Directory (``aiolwm2m.rd``), None with ``ServerConfig.rd`` off.
+        self.rd: ResourceDirectory | None = None
+        #: NIDD through a SCEF (``aiolwm2m.nidd.service.NiddService``), None without
+        #: ``ServerConfig.scef_url``.
+        self.nidd: Any = None
+        # Imported here: the groups service imports the server's modules.
+        from aiolwm2m.groups.service import GroupService
+
+        #: Device groups and group operations (``aiolwm2m.groups``): members(name) and
+        #: resolve(name) for other services, read/write/execute/... fanned out.
+        self.groups: GroupService = GroupService(self)
         self.started = False
+        #: Last values and history of every resource (``aiolwm2m.history``), fed by the
+        #: recorder from responses, notifications and Sends; None with values_store "off".
+        self.values: ValueStore | None = None
+        self.value_recorder: ValueRecorder | None = None
         #: Called after every request sent to a client: (operation, response or None,
         #: seconds, exception or None); the metrics hang here.
+        #: Resources served under a path on every CoAP listener besides the LwM2M
+        #: interfaces (see add_listener_resource), by path.
+        self._listener_resources: dict[str, Callable[[str, Any], Resource]] = {}
+        self._sites: dict[str, Site] = {}
         self.request_hooks: list[Callable[[Operation, Response | None, float,
                                            BaseException | None], None]] = []
+        #: This node's part of several (``aiolwm2m.cluster.node.ClusterNode``) when
+        #: ``ServerConfig.node_id`` is set, else None.
+        self.cluster: ClusterHooks | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -126,23 +207,54 @@ class LwM2MServer:
         stores: Stores
         if self._stores is not None:
             stores = self._stores
-        elif cfg.store == "sqlite":
-            stores = await SQLiteStores.open(cfg.database, synchronous=cfg.sqlite_synchronous)
-        else:
-            stores = MemoryStores()
+        else:  # StoreOpenError (one line) when a Redis store cannot be reached
+            stores = await open_stores(cfg.store, cfg.database,
+                                       synchronous=cfg.sqlite_synchronous, node=cfg.node_id,
+                                       lease_grace=cfg.cluster.lease_grace)
         self._stores = stores
-        if isinstance(stores, SQLiteStores):
-            self.store_writer = stores.writer
+        self.store_writer = store_writer(stores)
         self.registry = Registry(stores.registrations, cfg, self.model,
                                  self._authorizer or SecurityAuthorizer(stores.security))
         self.queue = QueueMode(stores.queue, cfg, self.events.emit, self._send_now)
         self.observations = ObservationManager(stores.observations, self.events.emit,
                                                self._registration_by_id, self.registry.context,
                                                self.queue.woke)
+        #: End devices behind gateways (``aiolwm2m.gateway``), kept from their ``/25``.
+        self.end_devices = EndDeviceDirectory(self.model, self.registry.end_device_contexts)
+        self.gateways = EndDeviceSync(self, self.end_devices)
+        self.queue.resolve = self._registration_by_id
         await self.queue.load()
         for reg in await self.registry.load():
             await stores.observations.remove_for_registration(reg.id)
             self.events.emit(Expired(reg))
+        if cfg.rd:
+            self.rd = ResourceDirectory(
+                await open_rd_store(stores), Deadlines(), limits=cfg.rd_limits,
+                clock=cfg.clock, refusals=self.refusals, lwm2m=self.registry,
+                security=stores.security, policy_store=await open_rd_policy_store(stores),
+                writer=self.store_writer,
+                subscribe_lwm2m=self.events.subscribe)
+            await self.rd.load()
+            await self.rd.load_policy(cfg.rd_policy)
+        await self.groups.open(stores)
+        # "auto" follows the stores in use (they may have been given), SQLite beside them.
+        beside = stores.writer.path.parent if isinstance(stores, SQLiteStores) else None
+        retention = Retention(max_age=cfg.values_max_age, max_samples=cfg.values_max_samples)
+        redis = redis_stores_of(stores)
+        if redis is not None and cfg.values_store == "auto":
+            # Beside Redis stores, in the same Redis (over a connection of its own).
+            from aiolwm2m.history.store_redis import RedisValueStore
+
+            self.values = await RedisValueStore.open(redis.target, retention=retention,
+                                                     clock=cfg.clock)
+            self.values.start()
+        else:
+            self.values = await open_value_store(
+                cfg.values_store, "memory" if beside is None else "sqlite",
+                beside or cfg.data_dir, retention, cfg.clock)
+        if self.values is not None:
+            self.value_recorder = ValueRecorder(self.values, cfg.clock, cfg.values_max_value_bytes)
+            self.value_recorder.attach(self.events.subscribe)
         await self.add_udp_transport("udp", cfg.host, cfg.port)
         if cfg.coaps_port is not None:
             await self.add_dtls_transport("dtls", cfg.host, cfg.coaps_port)
@@ -150,14 +262,27 @@ class LwM2MServer:
             await self.add_tcp_transport("tcp", cfg.host, cfg.tcp_port)
         if cfg.tls_port is not None:
             await self.add_tcp_transport("tls", cfg.host, cfg.tls_port, tls=True)
+        if cfg.http2_port is not None:
+            await self.add_http2_transport("http2", cfg.host, cfg.http2_port)
+        if cfg.scef_url is not None:
+            # Imported here: the NIDD transport (T8 over httpx) loads only when it is used.
+            from aiolwm2m.nidd.service import NiddService
+
+            self.nidd = await NiddService.start_for(self)
         if cfg.check_listeners:
             # A bound port is not a working listener: ask each one over loopback.
             await check_listeners(dict(self.transports))
         transports: dict[str, ObservingTransport] = dict(self.transports)
         resumed = await self.observations.resume(transports)
+        self.gateways.resume(self.registry.by_id.values())
         if self.registry.by_id:
             log.info("resumed %d registrations and %d observations", len(self.registry.by_id),
                      resumed)
+        if cfg.node_id is not None:
+            # Imported here: the cluster's modules use the server's.
+            from aiolwm2m.cluster.node import ClusterNode
+
+            self.cluster = await ClusterNode.start_for(self)
         if cfg.run_timers:
             self._timer_task = asyncio.create_task(self._run_timers())
         self.started = True
@@ -167,8 +292,8 @@ class LwM2MServer:
         endpoint = await UdpEndpoint.create(host, port, site=site,
                                             params=self.config.transmission)
         self._budget_reassembly(name, endpoint)
-        site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
-        site.add("dp", SendInterface(self, name, endpoint))
+        install_interfaces(self, site, name, endpoint)
+        self._serve_listener_resources(name, site, endpoint)
         self.transports[name] = endpoint
         return endpoint
 
@@ -183,8 +308,8 @@ class LwM2MServer:
         assert isinstance(endpoint, DtlsEndpoint)
         self._budget_reassembly(name, endpoint)
         endpoint.on_handshake_failure = functools.partial(self._dtls_refused, name)
-        site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
-        site.add("dp", SendInterface(self, name, endpoint))
+        install_interfaces(self, site, name, endpoint)
+        self._serve_listener_resources(name, site, endpoint)
         self.transports[name] = endpoint
         return endpoint
 
@@ -223,8 +348,20 @@ class LwM2MServer:
             limits=cfg.tcp_limits.fit_descriptors(max(1, streams)),
             keep_idle=functools.partial(self._carries_registration, name),
             on_refused=functools.partial(self._connection_refused, name))
-        site.add("rd", RegistrationInterface(self, name, endpoint), prefix=True)
-        site.add("dp", SendInterface(self, name, endpoint))
+        install_interfaces(self, site, name, endpoint)
+        self._serve_listener_resources(name, site, endpoint)
+        self.transports[name] = endpoint
+        return endpoint
+
+    async def add_http2_transport(self, name: str, host: str, port: int, *,
+                                  tls: bool | None = None) -> Http2Endpoint:
+        """LwM2M over HTTP/2 (the project's binding H, ``aiolwm2m.http2``): h2c with prior
+        knowledge, or TLS with ALPN h2 when the server has an X.509 certificate (or
+        ``tls`` says so). Devices open a downlink stream for the server's requests."""
+        # Imported here: the binding uses the server's modules (events, registry, resources).
+        from aiolwm2m.http2.server_binding import open_http2_transport
+
+        endpoint = await open_http2_transport(self, name, host, port, tls=tls)
         self.transports[name] = endpoint
         return endpoint
 
@@ -236,10 +373,33 @@ class LwM2MServer:
         self.refusals.refused(transport=transport, reason=reason, peer=f"{peer[0]}:{peer[1]}",
                               detail="connection closed at once: the cap is reached")
 
+    def add_listener_resource(self, path: str, factory: Callable[[str, Any], Resource]
+                              ) -> None:
+        """Serve ``factory(transport name, endpoint)`` under ``path`` (and below it) on
+        every CoAP listener, running or added later (the firmware service's ``/fw``)."""
+        self._listener_resources[path] = factory
+        for name, site in self._sites.items():
+            endpoint = self.transports.get(name)
+            if endpoint is not None:
+                site.add(path, factory(name, endpoint), prefix=True)
+
+    def remove_listener_resource(self, path: str) -> None:
+        if self._listener_resources.pop(path, None) is not None:
+            for site in self._sites.values():
+                site.remove(path)
+
+    def _serve_listener_resources(self, name: str, site: Site, endpoint: Any) -> None:
+        self._sites[name] = site
+        for path, factory in self._listener_resources.items():
+            site.add(path, factory(name, endpoint), prefix=True)
+
     def port_of(self, transport: str) -> int:
         return self.transports[transport].port
 
     async def stop(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
+            self.cluster = None
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -247,9 +407,19 @@ class LwM2MServer:
         if self.started:
             self.queue.close()
             self.observations.close()
+            self.gateways.close()
+        self.groups.close()
+        if self.rd is not None:
+            self.rd.close()
+        if self.nidd is not None:
+            await self.nidd.close()
+            self.nidd = None
         for endpoint in self.transports.values():
             await endpoint.close()
         self.transports.clear()
+        if self.value_recorder is not None:
+            await self.value_recorder.close()  # and the values store, writing what is pending
+            self.value_recorder = None
         if self._stores is not None:
             await self._stores.close()
         self.started = False
@@ -295,7 +465,9 @@ class LwM2MServer:
     def _next_tick_delay(self) -> float:
         now = self.config.clock()
         candidates = [d for d in (self.registry.expiry.next_deadline(),
-                                  self.queue.awake.next_deadline()) if d is not None]
+                                  self.queue.awake.next_deadline(),
+                                  self.rd.next_deadline() if self.rd is not None else None)
+                      if d is not None]
         if not candidates:
             return 1.0
         return min(1.0, max(0.01, min(candidates) - now))
@@ -309,6 +481,8 @@ class LwM2MServer:
             self.events.emit(Expired(reg))
         self.queue.sleep_due()
         await self.queue.expire_due()
+        if self.rd is not None:
+            await self.rd.expire_due()
 
     # -- registration interface (called by the /rd and /dp resources) ----------------------
 
@@ -354,8 +528,24 @@ class LwM2MServer:
             self.events.emit(Registered(reg, replaced))
         if self.registry.by_id.get(reg.id) is reg:  # not replaced while it committed
             self.queue.woke(reg)
+            self.gateways.registered(reg)  # a gateway: its /25 is read
 
     def _update(self, registration_id: str, request: Message, origin: Origin) -> RenderResult:
+        cluster = self.cluster
+        if cluster is not None and registration_id not in self.registry.by_id:
+            return self._update_adopting(cluster, registration_id, request, origin)
+        return self._update_here(registration_id, request, origin)
+
+    async def _update_adopting(self, cluster: ClusterHooks, registration_id: str,
+                               request: Message, origin: Origin) -> Message | HeldResponse:
+        """An Update for a registration another node held (or this node before a restart):
+        the device is taken over when it may act on it, then updated as any other."""
+        await cluster.adopt_for_device(registration_id, origin, request.uri_query)
+        result = self._update_here(registration_id, request, origin)
+        return result if isinstance(result, Message | HeldResponse) else await result
+
+    def _update_here(self, registration_id: str, request: Message, origin: Origin
+                     ) -> RenderResult:
         writer = self.store_writer
         if writer is not None and writer.state != WRITER_OK:
             return self._store_unavailable(request, origin, writer)
@@ -380,10 +570,16 @@ class LwM2MServer:
         if self.events.watched:
             self.events.emit(Updated(reg, previous))
         if self.registry.by_id.get(reg.id) is reg:  # not updated again or removed meanwhile
+            if reg.address != previous.address and self.observations.active:
+                self.observations.readdress(reg)
             self.queue.woke(reg)
+            self.gateways.updated(reg, previous)
 
     async def _deregister(self, registration_id: str, request: Message, origin: Origin
                           ) -> Message:
+        cluster = self.cluster
+        if cluster is not None and registration_id not in self.registry.by_id:
+            await cluster.adopt_for_device(registration_id, origin, ())
         writer = self.store_writer
         if writer is not None and writer.state != WRITER_OK:
             return self._store_unavailable(request, origin, writer)
@@ -397,14 +593,15 @@ class LwM2MServer:
         self.events.emit(Deregistered(reg))
         return request.response(Code.DELETED)
 
-    def _store_unavailable(self, request: Message, origin: Origin, writer: SQLiteWriter
+    def _store_unavailable(self, request: Message, origin: Origin, writer: StoreWriter
                            ) -> Message:
-        """5.03 with Max-Age while the store's writer restarts: the client retries when it
-        is back instead of waiting on a write that cannot commit yet."""
+        """5.03 with Max-Age while the store's writer restarts (or Redis is unreachable):
+        the client retries when it is back instead of waiting on a write that cannot
+        commit yet."""
         self.refusals.refused(transport=origin.transport, reason="store-unavailable",
                               detail=writer.last_error or "", peer=describe_peer(origin))
-        response = request.response(Code.SERVICE_UNAVAILABLE, b"store restarting", 0)
-        # Until the next restart attempt, plus a second for the new process to start.
+        response = request.response(Code.SERVICE_UNAVAILABLE, b"store unavailable", 0)
+        # Until the next attempt, plus a second for the writer to take writes again.
         response.max_age = int(writer.retry_after()) + 1
         return response
 
@@ -418,6 +615,8 @@ class LwM2MServer:
     async def _ended(self, reg: Registration, reason: str) -> None:
         self.queue.forget(reg)
         await self.observations.drop_registration(reg, reason)
+        if reg.id in self.end_devices.gateways:  # its end devices end with it
+            await self.gateways.ended(reg, reason)
 
     async def _send_received(self, request: Message, origin: Origin) -> Message:
         rid = self.registry.id_for_address(origin.transport, origin.address)
@@ -457,13 +656,23 @@ class LwM2MServer:
         return MappingProxyType(self.registry.by_endpoint)
 
     def registration(self, endpoint: str) -> Registration:
+        """The registration of ``endpoint``; for an :class:`EndDeviceName`, the view of
+        that end device behind its gateway (never an ordinary client of that name)."""
+        if isinstance(endpoint, EndDeviceName):
+            end_device = self.gateways.registration(endpoint)
+            if end_device is None:
+                raise NotRegistered(endpoint)
+            return end_device
         reg = self.registry.by_endpoint.get(endpoint)
         if reg is None:
             raise NotRegistered(endpoint)
         return reg
 
     def _registration_by_id(self, registration_id: str) -> Registration | None:
-        return self.registry.by_id.get(registration_id)
+        reg = self.registry.by_id.get(registration_id)
+        if reg is None and self.end_devices.by_id:
+            return self.end_devices.registration_by_id(registration_id)
+        return reg
 
     def context(self, endpoint: str) -> DeviceContext:
         return self.registry.context(self.registration(endpoint))
@@ -484,6 +693,9 @@ class LwM2MServer:
             raise
         for hook in self.request_hooks:
             hook(op, response, time.monotonic() - started, None)
+        recorder = self.value_recorder
+        if recorder is not None:
+            recorder.response(reg, op, response)
         return response
 
     async def _exchange(self, reg: Registration, op: Operation, timeout: float | None
@@ -549,21 +761,24 @@ class LwM2MServer:
 
     async def read(self, endpoint: str, path: PathLike, *, format: int | None = None,
                    timeout: float | None = None) -> ReadResponse:
-        resp = await self.send(endpoint, ReadRequest(_path(path), format), timeout=timeout)
+        endpoint, p = _target(endpoint, path)
+        resp = await self.send(endpoint, ReadRequest(p, format), timeout=timeout)
         return _typed(resp, ReadResponse)
 
     async def discover(self, endpoint: str, path: PathLike, *, timeout: float | None = None
                        ) -> DiscoverResponse:
-        resp = await self.send(endpoint, DiscoverRequest(_path(path)), timeout=timeout)
+        endpoint, p = _target(endpoint, path)
+        resp = await self.send(endpoint, DiscoverRequest(p), timeout=timeout)
         return _typed(resp, DiscoverResponse)
 
     def build(self, endpoint: str, path: PathLike, value: Any) -> Any:
         """The node for ``value`` at ``path``, typed by the client's model."""
-        return build_node(self.context(endpoint).model, _path(path), value)
+        endpoint, p = _target(endpoint, path)
+        return build_node(self.context(endpoint).model, p, value)
 
     async def write(self, endpoint: str, path: PathLike, value: Any, *, replace: bool = True,
                     format: int | None = None, timeout: float | None = None) -> Response:
-        p = _path(path)
+        endpoint, p = _target(endpoint, path)
         node = self.build(endpoint, p, value)
         return await self.send(endpoint, WriteRequest(p, node, replace, format),
                                timeout=timeout)
@@ -580,12 +795,14 @@ class LwM2MServer:
         elif not isinstance(attributes, AttributeUpdate):
             attributes = parse_write_attributes(attributes if isinstance(attributes, str)
                                                 else list(attributes))
-        return await self.send(endpoint, WriteAttributesRequest(_path(path), attributes),
+        endpoint, p = _target(endpoint, path)
+        return await self.send(endpoint, WriteAttributesRequest(p, attributes),
                                timeout=timeout)
 
     async def execute(self, endpoint: str, path: PathLike, arguments: str = "", *,
                       timeout: float | None = None, at_most_once: bool = False) -> Response:
-        return await self.send(endpoint, ExecuteRequest(_path(path), arguments),
+        endpoint, p = _target(endpoint, path)
+        return await self.send(endpoint, ExecuteRequest(p, arguments),
                                timeout=timeout, at_most_once=at_most_once)
 
     async def create(self, endpoint: str, path: PathLike, values: Any, *,
@@ -594,7 +811,7 @@ class LwM2MServer:
         """Create an instance of the object at ``path`` with ``values``
         (``{resource id: value}`` or an ObjectInstance). Without ``instance_id`` (and with
         plain values) the client picks the id: ``response.instance_id`` tells which."""
-        p = _path(path)
+        endpoint, p = _target(endpoint, path)
         if not p.is_object:
             raise ValueError("Create targets an object path such as /3303")
         iid = instance_id if instance_id is not None else getattr(values, "id", None)
@@ -605,41 +822,49 @@ class LwM2MServer:
 
     async def delete(self, endpoint: str, path: PathLike, *, timeout: float | None = None
                      ) -> Response:
-        return await self.send(endpoint, DeleteRequest(_path(path)), timeout=timeout)
+        endpoint, p = _target(endpoint, path)
+        return await self.send(endpoint, DeleteRequest(p), timeout=timeout)
 
     async def read_composite(self, endpoint: str, paths: Iterable[PathLike], *,
                              format: int | None = None, timeout: float | None = None
                              ) -> CompositeResponse:
-        op = ReadCompositeRequest(tuple(_path(p) for p in paths), format)
+        endpoint, targets = _targets(endpoint, paths)
+        op = ReadCompositeRequest(tuple(targets), format)
         return _typed(await self.send(endpoint, op, timeout=timeout), CompositeResponse)
 
     async def write_composite(self, endpoint: str, values: Mapping[PathLike, Any], *,
                               format: int | None = None, timeout: float | None = None
                               ) -> Response:
+        items = list(values.items())
+        endpoint, targets = _targets(endpoint, [p for p, _ in items])
         model = self.context(endpoint).model
-        nodes = {_path(p): build_node(model, _path(p), v) for p, v in values.items()}
+        nodes = {p: build_node(model, p, v) for p, (_, v) in zip(targets, items, strict=True)}
         return await self.send(endpoint, WriteCompositeRequest.of(nodes, format),
                                timeout=timeout)
 
     async def observe(self, endpoint: str, path: PathLike, *, format: int | None = None,
                       timeout: float | None = None) -> ObserveResponse:
-        resp = await self.send(endpoint, ObserveRequest(_path(path), format), timeout=timeout)
+        endpoint, p = _target(endpoint, path)
+        resp = await self.send(endpoint, ObserveRequest(p, format), timeout=timeout)
         return _typed(resp, ObserveResponse)
 
     async def observe_composite(self, endpoint: str, paths: Iterable[PathLike], *,
                                 format: int | None = None, timeout: float | None = None
                                 ) -> ObserveResponse:
-        op = ObserveCompositeRequest(tuple(_path(p) for p in paths), format)
+        endpoint, targets = _targets(endpoint, paths)
+        op = ObserveCompositeRequest(tuple(targets), format)
         return _typed(await self.send(endpoint, op, timeout=timeout), ObserveResponse)
 
     async def cancel_observation(self, endpoint: str, path: PathLike | Iterable[PathLike], *,
                                  active: bool = True) -> bool:
         """Cancel the observation of ``path`` (or of a composite list of paths)."""
-        reg = self.registration(endpoint)
         if isinstance(path, str | LwM2MPath):
-            key: tuple[str, ...] = (str(_path(path)),)
+            endpoint, single = _target(endpoint, path)
+            key: tuple[str, ...] = (str(single),)
         else:
-            key = tuple(str(_path(p)) for p in path)
+            endpoint, targets = _targets(endpoint, path)
+            key = tuple(str(p) for p in targets)
+        reg = self.registration(endpoint)
         record = self.observations.find(reg.id, key)
         if record is None:
             return False

@@ -24,8 +24,9 @@ class ServerTarget:
 
 
 class SimDevice:
-    __slots__ = ("extras", "failures", "index", "lifetime", "location", "next_send",
-                 "server", "state", "update_pending", "updated_at", "wake_at")
+    __slots__ = ("extras", "failures", "firmware_lost", "firmware_version", "index", "lifetime",
+                 "location", "next_send", "server", "state", "update_pending", "updated_at",
+                 "wake_at")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -39,6 +40,10 @@ class SimDevice:
         self.failures = 0
         self.update_pending = False
         self.extras: Any = None
+        #: /3/0/3 (None: the profile's firmware version); whether its first firmware
+        #: download was lost already (see .firmware).
+        self.firmware_version: str | None = None
+        self.firmware_lost = False
 
     def __repr__(self) -> str:
         return f"<SimDevice {self.index} {STATE_NAMES[self.state]}>"

@@ -28,6 +28,7 @@ from aiolwm2m.lwm2m.attributes import NotificationAttributes
 from aiolwm2m.lwm2m.path import LwM2MPath
 
 from .device import SimDevice
+from .firmware import SimulatedFirmware
 
 if TYPE_CHECKING:
     from .fleet import Fleet
@@ -74,15 +75,15 @@ class SimControl:
     def traffic(self) -> tuple[int, int, int, int]:
         return (0, 0, 0, 0)
 
-    async def download(self, uri: str) -> bytes:
+    async def download(self, uri: str, max_size: int) -> bytes:
         raise DownloadError(UNSUPPORTED_PROTOCOL, "simulated devices do not download")
 
 
 class DeviceModel:
     """The materialised state of one device: tree, attributes, observations, interfaces."""
 
-    __slots__ = ("attributes", "bootstrap", "dm", "finished", "keep", "observations",
-                 "sequence", "tree")
+    __slots__ = ("attributes", "bootstrap", "device", "dm", "finished", "fleet", "keep",
+                 "observations", "sequence", "tree")
 
     def __init__(self, fleet: Fleet, device: SimDevice, *, bootstrapping: bool) -> None:
         tree = ObjectTree(fleet.model)
@@ -100,9 +101,13 @@ class DeviceModel:
                                     lifetime=device.lifetime or fleet.profile.lifetime,
                                     binding="U"), announce=False)
         tree.add(DeviceInstance(0, serial_number=fleet.profile.endpoint(device.index),
-                                model_number="aiolwm2m-simulated", supported_binding="U"),
+                                model_number="aiolwm2m-simulated", supported_binding="U",
+                                firmware_version=device.firmware_version
+                                or fleet.profile.firmware.version),
                  announce=False)
         tree.add(SimulatedTemperature(fleet, device.index), announce=False)
+        tree.add(SimulatedFirmware(fleet, device), announce=False)
+        tree.value_listeners.append(self._value_changed)
         self.tree = tree
         self.attributes = AttributeStore()
         self.observations = ObservationEngine(self._effective, tree.numeric_value)
@@ -112,6 +117,15 @@ class DeviceModel:
         self.bootstrap = BootstrapInterface(tree, self._finished) if bootstrapping else None
         self.keep = False
         self.sequence = 1
+        self.fleet = fleet
+        self.device = device
+
+    def _value_changed(self, path: LwM2MPath) -> None:
+        # Firmware state moves on its own (downloads, installation): its observers hear it.
+        if path[0] == 5 and len(self.observations):
+            now = self.fleet.now()
+            if self.observations.value_changed(path, now):
+                self.fleet.served.notify(self.device, self, now)
 
     def _finished(self) -> None:
         self.finished = True

@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiolwm2m.background_tasks import BackgroundTasks
 from aiolwm2m.client.registration import (
@@ -53,12 +53,17 @@ from .device import (
     SimDevice,
 )
 from .device_model import TEMPERATURE_PATH, DeviceModel, model_links
+from .firmware import K_FIRMWARE, FleetFirmware
 from .fleet_transport import FleetTransport
+from .http2_transport import Http2FleetTransport
 from .limits import raise_file_limit
 from .profile import FleetProfile
 from .served_requests import ServedRequests
 from .stats import FleetStats
 from .timer_wheel import TimerWheel
+
+if TYPE_CHECKING:
+    from aiolwm2m.simulator.nidd_fleet_link import NiddFleetLink
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,9 @@ class FleetConfig:
     #: :attr:`aiolwm2m.client.ClientConfig.content_formats`: None for the default (1.1:
     #: SenML JSON), one under 1.1, () for none.
     content_formats: tuple[int, ...] | None = None
+    #: Non-IP devices on a SCEF emulator's UE socket (binding N) instead of UDP sockets;
+    #: ``server_uri`` is then not used (``aiolwm2m.simulator.nidd_fleet_link.NiddFleetLink``).
+    nidd: NiddFleetLink | None = None
 
     def __post_init__(self) -> None:
         if self.lwm2m_version not in CLIENT_LWM2M_VERSIONS:
@@ -92,9 +100,10 @@ class FleetConfig:
 
 def _resolve(uri: str, ssid: int = 0) -> ServerTarget:
     parsed = parse_uri(uri)
-    if parsed.scheme != "coap":
+    if parsed.scheme not in ("coap", "http2"):
         raise ValueError(f"{parsed.scheme}:// is not supported by the simulator")
-    infos = socket.getaddrinfo(parsed.host, parsed.port, type=socket.SOCK_DGRAM)
+    kind = socket.SOCK_DGRAM if parsed.scheme == "coap" else socket.SOCK_STREAM
+    infos = socket.getaddrinfo(parsed.host, parsed.port, type=kind)
     family = socket.AF_INET if ":" not in parsed.host else socket.AF_INET6
     chosen = [i for i in infos if i[0] == family] or infos
     return ServerTarget(uri, tuple(chosen[0][4]), ssid)
@@ -109,14 +118,20 @@ class Fleet:
         self.stats = FleetStats(config.count)
         self.devices: list[SimDevice] = []
         self.wheel = TimerWheel(_TICK)
-        self.server: ServerTarget = _resolve(config.server_uri, 1)
+        self.server: ServerTarget = (_resolve(config.server_uri, 1) if config.nidd is None
+                                     else config.nidd.server_target())
         self.bootstrap: ServerTarget | None = (
             _resolve(config.bootstrap_uri) if config.bootstrap_uri else None)
         self.links = object_links(model_links(self), announced_formats(
             config.lwm2m_version, config.content_formats))
         self._targets: dict[str, ServerTarget] = {self.server.uri: self.server}
-        self._transport: FleetTransport | None = None
+        #: The binding letter the devices register with: U, or H over HTTP/2.
+        self._binding = "H" if parse_uri(config.server_uri).scheme == "http2" else "U"
+        if config.nidd is not None:
+            self._binding = "N"
+        self._transport: FleetTransport | Http2FleetTransport | None = None
         self.served = ServedRequests(self)
+        self.firmware = FleetFirmware(self)
         self._ticker: asyncio.TimerHandle | None = None
         self._starter: asyncio.Task[None] | None = None
         self._tasks = BackgroundTasks(log, "fleet task")
@@ -137,7 +152,7 @@ class Fleet:
         return self.profile.temperature(index, self.wall())
 
     @property
-    def transport(self) -> FleetTransport:
+    def transport(self) -> FleetTransport | Http2FleetTransport:
         if self._transport is None:
             raise RuntimeError("the fleet is not started")
         return self._transport
@@ -157,7 +172,15 @@ class Fleet:
     async def start(self) -> None:
         count = self.config.count
         host = str(self.server.address[0])
-        self._transport = FleetTransport(self, count, host, self.config.transmission)
+        if self.config.nidd is not None:
+            self._transport = FleetTransport(
+                self, count, host, self.config.transmission,
+                pool=self.config.nidd.pool_factory(self.profile.endpoint))
+        elif parse_uri(self.server.uri).scheme == "http2":
+            # LwM2M over HTTP/2: a connection per device (aiolwm2m.http2).
+            self._transport = Http2FleetTransport(self, count, host)
+        else:
+            self._transport = FleetTransport(self, count, host, self.config.transmission)
         if not self._transport.shared:
             limit = raise_file_limit(count + 64)
             if limit < count + 64:
@@ -224,7 +247,7 @@ class Fleet:
             if i % 100 == 99:
                 await asyncio.sleep(max(0.0, begin + (i + 1) / rate - self.now()))
         deadline = self.now() + min(timeout, 10.0)
-        while self.transport.layer.pending_exchanges and self.now() < deadline:
+        while self.transport.pending_exchanges and self.now() < deadline:
             await asyncio.sleep(0.05)
 
     # -- state ------------------------------------------------------------------------------
@@ -316,7 +339,7 @@ class Fleet:
         if not device.lifetime:
             device.lifetime = self.profile.lifetime
         return RegistrationParams(self.profile.endpoint(device.index), device.lifetime,
-                                  lwm2m_version=self.config.lwm2m_version)
+                                  self._binding, lwm2m_version=self.config.lwm2m_version)
 
     def _begin_register(self, device: SimDevice) -> None:
         if device.server is None:
@@ -385,6 +408,9 @@ class Fleet:
 
     def on_response(self, user: Any, response: Message) -> None:
         device, kind = user
+        if kind == K_FIRMWARE:
+            self.firmware.on_response(device, response)
+            return
         now = self.now()
         code = response.code
         stats = self.stats
@@ -429,6 +455,9 @@ class Fleet:
 
     def on_failure(self, user: Any, error: CoapError) -> None:
         device, kind = user
+        if kind == K_FIRMWARE:
+            self.firmware.on_failure(device, error)
+            return
         if kind == K_REGISTER and device.state == REGISTERING:
             self._failed(device, f"Register: {error}")
         elif kind == K_UPDATE:

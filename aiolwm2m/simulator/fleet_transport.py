@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiolwm2m.coap.errors import CoapError
@@ -61,20 +62,29 @@ class DevicePool(Protocol):
     def close(self) -> None: ...
 
 
+#: Makes a DevicePool from the transport's receive and end-of-batch callbacks.
+PoolFactory = Callable[[Callable[[int, bytes, Any], None], Callable[[], None]], DevicePool]
+
+
 class FleetTransport:
     def __init__(self, handler: FleetHandler, count: int, server_host: str,
-                 params: TransmissionParameters = DEFAULT_PARAMETERS) -> None:
+                 params: TransmissionParameters = DEFAULT_PARAMETERS,
+                 pool: PoolFactory | None = None) -> None:
+        """``pool`` makes the devices' pool instead of sockets of their own (NIDD: the
+        fleet behind one UE-link socket, ``aiolwm2m.simulator.nidd_fleet_link``)."""
         self.handler = handler
         self.params = params
         self.clock = time.monotonic
         self.layer = MessageLayer(params, now=self.clock())
         self.pool: DevicePool
-        if uses_shared_sockets(server_host):
+        if pool is not None:
+            self.pool = pool(self._datagram, self._after_io)
+        elif uses_shared_sockets(server_host):
             self.pool = SharedSockets(self._datagram, self._after_io, count)
         else:
             self.pool = PerDeviceSockets(self._datagram, self._after_io,
                                          wildcard_for(server_host))
-        self.shared = isinstance(self.pool, SharedSockets)
+        self.shared = pool is not None or isinstance(self.pool, SharedSockets)
         self.loop = asyncio.get_running_loop()
         self._wakeup = Wakeup(self.loop, self.clock, self._on_timer)
         self._in_batch = False
@@ -124,6 +134,10 @@ class FleetTransport:
     def _on_timer(self) -> None:
         self.layer.handle_timers(self.clock())
         self._after_io()
+
+    @property
+    def pending_exchanges(self) -> int:
+        return self.layer.pending_exchanges
 
     def kick(self) -> None:
         """Push out what the application queued outside a receive batch."""

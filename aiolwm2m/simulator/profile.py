@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from aiolwm2m.client.backoff import RetryPolicy
 from aiolwm2m.lwm2m.formats import ContentFormat
 
+from .firmware import SimFirmwareProfile
+
 
 @dataclass(frozen=True)
 class FleetProfile:
@@ -27,6 +29,8 @@ class FleetProfile:
     bootstrap_timeout: float = 60.0
     #: When true, each device sends a De-register when the fleet stops.
     deregister_on_stop: bool = True
+    #: Firmware updates: the version before, timings, injected failures (see .firmware).
+    firmware: SimFirmwareProfile = field(default_factory=SimFirmwareProfile)
 
     def endpoint(self, index: int) -> str:
         return f"{self.endpoint_prefix}{index:06d}"

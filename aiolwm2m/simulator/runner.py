@@ -13,18 +13,24 @@ import contextlib
 import json
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fleet import Fleet, FleetConfig
 from .progress import ProgressDisplay
 from .stats import cpu_seconds, rss_bytes
 
+if TYPE_CHECKING:
+    from .gateways import GatewayFleet
+
 
 async def run_fleet(config: FleetConfig, *, duration: float | None = None,
                     register_timeout: float | None = None, progress: str = "auto",
                     interval: float = 2.0, deregister: bool | None = None,
-                    json_summary: Path | None = None) -> dict[str, Any]:
-    """Run until ``duration`` seconds of steady state (None: until interrupted)."""
+                    json_summary: Path | None = None,
+                    gateways: GatewayFleet | None = None) -> dict[str, Any]:
+    """Run until ``duration`` seconds of steady state (None: until interrupted).
+    ``gateways`` run alongside the fleet (started after it, counted as registered once all
+    of them are); ``config.count`` may then be 0."""
     base_rss = rss_bytes()
     fleet = Fleet(config)
     stop = asyncio.Event()
@@ -33,6 +39,13 @@ async def run_fleet(config: FleetConfig, *, duration: float | None = None,
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     await fleet.start()
+    if gateways is not None:
+        try:
+            await gateways.start()
+        except BaseException:
+            await gateways.stop(deregister=False)
+            await fleet.stop(deregister=deregister)
+            raise
     stats = fleet.stats
     steady_from: float | None = None
     steady_cpu = 0.0
@@ -45,13 +58,16 @@ async def run_fleet(config: FleetConfig, *, duration: float | None = None,
             now = fleet.now()
             display.update(stats.snapshot(now))
             if steady_from is None:
-                everyone = stats.registered >= config.count
+                everyone = stats.registered >= config.count and (
+                    gateways is None or gateways.registered >= gateways.config.gateways)
                 late = register_timeout is not None and now - fleet.started_at > (
                     register_timeout)
                 if everyone or late:
                     timed_out = not everyone
                     registered_in = (stats.last_registered_at - fleet.started_at
                                      if everyone else None)
+                    if everyone and gateways is not None:  # gateways keep no timestamps
+                        registered_in = now - fleet.started_at
                     steady_from = now
                     steady_cpu = cpu_seconds()
             elif duration is not None and now - steady_from >= duration:
@@ -60,6 +76,10 @@ async def run_fleet(config: FleetConfig, *, duration: float | None = None,
     end_cpu = cpu_seconds()
     end_rss = rss_bytes()
     snapshot = stats.snapshot(end)
+    gateway_summary = gateways.summary() if gateways is not None else None
+    if gateways is not None:
+        await gateways.stop(deregister=deregister if deregister is not None
+                            else config.profile.deregister_on_stop)
     await fleet.stop(deregister=deregister)
     window = (end - steady_from) if steady_from is not None else 0.0
     devices = max(1, stats.sockets)
@@ -85,6 +105,8 @@ async def run_fleet(config: FleetConfig, *, duration: float | None = None,
         "requests_served": snapshot["requests_served"],
         "deregistrations": stats.deregistrations,
     }
+    if gateway_summary is not None:
+        summary.update(gateway_summary)
     if json_summary is not None:
         json_summary.write_text(json.dumps(summary, indent=2))
     return summary

@@ -17,7 +17,7 @@ from aiolwm2m.coap.errors import CoapRequestError
 from aiolwm2m.coap.message import Message
 from aiolwm2m.transport.dispatch import error_response
 
-from .device import BOOTSTRAPPING, REGISTERED, REGISTERING, SimDevice
+from .device import BOOTSTRAPPING, REGISTERED, REGISTERING, STOPPED, SimDevice
 from .device_model import DeviceModel
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ class ServedRequests:
     def on_request(self, device: SimDevice, request: Message) -> None:
         fleet = self.fleet
         fleet.stats.requests += 1
+        if device.state == STOPPED:
+            return  # switched off (or gone for good after a firmware update): silent
         source = request.remote[1]
         key = (str(source[0]), int(source[1]))
         try:

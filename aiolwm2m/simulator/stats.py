@@ -43,6 +43,9 @@ class FleetStats:
     requests: int = 0
     materialised: int = 0
     deregistrations: int = 0
+    #: Firmware blocks received and updates installed (each followed by a reboot).
+    firmware_blocks: int = 0
+    firmware_updates: int = 0
     started_at: float = 0.0
     all_started_at: float | None = None
     last_registered_at: float = 0.0

@@ -6,7 +6,7 @@ Methods that change state return once the change is durable (for stores that per
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .records import Observation, QueuedRequest, Registration, SecurityInfo
 
@@ -107,6 +107,19 @@ class SecurityStore(Protocol):
     def find_rpk(self, public_key: bytes) -> SecurityInfo | None: ...
 
     def find_x509(self, name: str) -> SecurityInfo | None: ...
+
+
+@runtime_checkable
+class StoreWriter(Protocol):
+    """What the server asks of the stores' writer (SQLite's writer process, the Redis
+    pipeline): whether it takes writes now ("ok"; "restarting" while the process restarts
+    or Redis is unreachable), and when to try again (the Max-Age of the 5.03 meanwhile)."""
+
+    state: str
+    restarts: int
+    last_error: str | None
+
+    def retry_after(self) -> float: ...
 
 
 class Stores(Protocol):

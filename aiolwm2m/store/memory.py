@@ -85,6 +85,8 @@ class MemoryRegistrationStore:
         return len(self._by_id)
 
 
+# Compiled; the Redis stores (not compiled) extend it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryObservationStore:
     def __init__(self) -> None:
         self._by_token: dict[bytes, Observation] = {}
@@ -131,6 +133,8 @@ class MemoryObservationStore:
         return list(self._by_token.values())
 
 
+# Compiled; the Redis stores (not compiled) extend it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryQueueStore:
     def __init__(self) -> None:
         self._by_id: dict[str, QueuedRequest] = {}
@@ -209,6 +213,8 @@ class MemoryQueueStore:
         return sum(len(g) for g in self._pending.values())
 
 
+# Compiled; the Redis stores (not compiled) extend it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemorySecurityStore:
     def __init__(self) -> None:
         self._by_endpoint: dict[str, SecurityInfo] = {}

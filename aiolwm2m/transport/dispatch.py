@@ -120,7 +120,8 @@ class RequestDispatcher:
         self.empty_ack_delay = empty_ack_delay
         self.block1 = Block1Assembler(max_body_size=max_body_size, preferred_szx=preferred_szx)
         self.block2 = Block2Server(preferred_szx=preferred_szx)
-        self.observers = observers or ObserverRegistry()
+        # Not ``observers or ...``: an empty registry is falsy, and was replaced.
+        self.observers = observers if observers is not None else ObserverRegistry()
         self._unblocked_limit = 1 << (preferred_szx + 4)
         self._tasks: set[asyncio.Future[Any]] = set()
         # Keyed by a serial number, not id(request): a request object freed after its
@@ -225,8 +226,9 @@ class RequestDispatcher:
         except Exception as e:
             self.transport.send_response(request, error_response(request, e))
             return
-        register = observe == 0 and resource.observable and request.code in (Code.GET,
-                                                                            Code.FETCH)
+        register = (observe == 0 and resource.observable
+                    and request.code in (Code.GET, Code.FETCH)
+                    and resource.admits_observer(request))
         if isinstance(result, Message | HeldResponse):
             self._finish(request, result, resource if register else None)
         elif resource.eager:
@@ -409,6 +411,12 @@ class RequestDispatcher:
     def observer_lost(self, peer: object, token: bytes) -> Observation | None:
         """A notification was reset or never acknowledged: forget the observer."""
         return self.observers.remove(peer, token)
+
+    def observer_acknowledged(self, peer: object, token: bytes) -> None:
+        """A Confirmable notification reached its observer (which proves its address)."""
+        obs = self.observers.get(peer, token)
+        if obs is not None:
+            self.observers.acknowledged(obs)
 
 
 async def _settled(result: RenderResult) -> Message:

@@ -99,6 +99,13 @@ class Resource:
     def render_ipatch(self, request: Message) -> RenderResult:
         raise MethodNotAllowed("iPATCH not allowed")
 
+    def admits_observer(self, request: Message) -> bool:
+        """Whether a successful GET/FETCH with Observe=0 adds its client as an observer
+        (asked after :meth:`render`). False answers it without an Observe option, which
+        tells the client it was not added (RFC 7641 section 4.1): say, a pub/sub topic
+        at its max-subscribers."""
+        return True
+
     def subpath(self, request: Message) -> tuple[str, ...]:
         """For a prefix resource: the Uri-Path segments below its route."""
         return request.uri_path[len(self.route):]

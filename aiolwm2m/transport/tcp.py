@@ -467,6 +467,12 @@ class TcpEndpoint:
             response = await self._collect(link, request, response, timeout)
         return response
 
+    async def exchange(self, request: Message, remote: Address, *,
+                       timeout: float | None = None) -> Message:
+        """One request and its response as it comes, with no block-wise transfer: for
+        callers that walk the blocks themselves (a resumable firmware download)."""
+        return await self._exchange(await self._link_for(remote), request, timeout)
+
     async def complete_blocks(self, request: Message, first: Message, remote: Address,
                               timeout: float | None = None) -> Message:
         return await self._collect(await self._link_for(remote), request, first, timeout)

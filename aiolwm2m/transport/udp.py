@@ -25,6 +25,7 @@ from aiolwm2m.coap.message import Message
 from aiolwm2m.coap.messaging import (
     Exchange,
     ExchangeFailed,
+    MessageAcknowledged,
     MessageLayer,
     MessageRejected,
     MessageTimedOut,
@@ -190,6 +191,8 @@ class UdpEndpoint:
                     user.on_error(ev.error)
             elif isinstance(ev, MessageRejected | MessageTimedOut):
                 self.dispatcher.observer_lost(ev.peer, ev.token)
+            elif isinstance(ev, MessageAcknowledged):
+                self.dispatcher.observer_acknowledged(ev.peer, ev.token)
 
     def _on_timer(self) -> None:
         self.layer.handle_timers(self.clock())
@@ -294,6 +297,12 @@ class UdpEndpoint:
         if block is not None and block.more:
             response = await self.complete_blocks(request, response, remote, timeout)
         return response
+
+    async def exchange(self, request: Message, remote: Address, *,
+                       timeout: float | None = None) -> Message:
+        """One request and its response as it comes, with no block-wise transfer: for
+        callers that walk the blocks themselves (a resumable firmware download)."""
+        return await self._exchange(request, await self._normalize(remote), timeout)
 
     async def complete_blocks(self, request: Message, first: Message, remote: Address,
                                timeout: float | None = None) -> Message:

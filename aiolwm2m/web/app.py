@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -14,23 +15,40 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aiolwm2m import __version__
 from aiolwm2m.bootstrap.server import BootstrapServer
+from aiolwm2m.firmware.service import FirmwareService
 from aiolwm2m.server import LwM2MServer
 
 from . import (
     routes_bootstrap,
+    routes_broker,
+    routes_cluster,
     routes_events,
+    routes_firmware,
+    routes_gateways,
+    routes_groups,
     routes_info,
     routes_misc,
     routes_operations,
+    routes_rd,
     routes_registrations,
     routes_upload,
+    routes_values,
 )
+from . import routes_nidd as nidd_web
 from .auth import TokenAuth
 from .bad_json import bad_json_handler
+from .cluster_metrics import ClusterCollector
+from .cluster_routing import ClusterRouter, serve_cluster_requests
+from .events_json import event_json
+from .fast_lane import FastLane
+from .firmware_metrics import FirmwareCollector
 from .metrics import ServerMetrics
 from .request_gate import METRICS_ACCESS, RequestGate
 from .schemas import ErrorOut
 from .sse_fanout import SseFanout
+
+if TYPE_CHECKING:
+    from aiolwm2m.cluster.node import ClusterNode
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -49,7 +67,8 @@ Bodies above the configured limit get 413; a large value is sent to the device b
 
 
 def create_app(server: LwM2MServer, tokens: list[str],
-               bootstrap: BootstrapServer | None = None) -> FastAPI:
+               bootstrap: BootstrapServer | None = None,
+               firmware: FirmwareService | None = None) -> FastAPI:
     auth = TokenAuth(tokens)
     cfg = server.config
     if cfg.metrics_access not in METRICS_ACCESS:
@@ -61,18 +80,39 @@ def create_app(server: LwM2MServer, tokens: list[str],
     app.state.metrics = metrics = ServerMetrics(server)
     app.state.sse = SseFanout(server, max_events=cfg.sse_max_events,
                               max_bytes=cfg.sse_max_bytes)
+    # The most frequent GETs skip FastAPI's routing and dependencies (behind the gate).
+    app.add_middleware(FastLane, server=server)
+    # Several nodes: requests for devices another node holds go there (behind the gate).
+    app.add_middleware(ClusterRouter, server=server)
     # Outermost of the user middleware: the token is checked before anything reads a body.
     app.add_middleware(RequestGate, auth=auth, max_body=cfg.http_max_body,
                        metrics_access=cfg.metrics_access)
     app.add_exception_handler(RequestValidationError, bad_json_handler)
     protected = [Depends(auth)]
     for router in (routes_registrations.router, routes_operations.router,
-                   routes_upload.router, routes_misc.requests_router, routes_misc.security_router,
+                   routes_upload.router, routes_values.router, routes_misc.requests_router,
+                   routes_misc.security_router,
                    routes_bootstrap.router,
-                   routes_events.router, routes_info.router):
+                   routes_events.router, routes_info.router, routes_cluster.router,
+                   routes_rd.router,
+                   routes_broker.router, routes_groups.router, routes_gateways.router,
+                   routes_gateways.end_device_routes(routes_operations.router,
+                                                     routes_upload.router,
+                                                     routes_values.router)):
         app.include_router(router, dependencies=protected,
                            responses={401: {"model": ErrorOut,
                                             "description": "missing or invalid token"}})
+    if server.cluster is not None:
+        join_cluster(app, server)
+    app.state.firmware = firmware
+    if firmware is not None:
+        app.include_router(routes_firmware.router, dependencies=protected,
+                           responses={401: {"model": ErrorOut,
+                                            "description": "missing or invalid token"}})
+        # Devices download here with the token of their Package URI, not an API token.
+        app.include_router(routes_firmware.download_router)
+        metrics.registry.register(FirmwareCollector(firmware))
+    nidd_web.mount(app, server, protected)  # SCEF callbacks, /api/nidd, lwm2m_nidd_* metrics
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -89,6 +129,17 @@ def create_app(server: LwM2MServer, tokens: list[str],
     if STATIC.is_dir():
         app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="ui")
     return app
+
+
+def join_cluster(app: FastAPI, server: LwM2MServer) -> None:
+    """Several nodes: this app answers the REST requests other nodes forward, its event
+    stream carries every node's events, and the metrics add the cluster's."""
+    node = cast("ClusterNode", server.cluster)
+    serve_cluster_requests(node, app, server)
+    fanout: SseFanout = app.state.sse
+    fanout.remote = node.events
+    node.events.attach(functools.partial(event_json, server), fanout.publish_frame)
+    app.state.metrics.registry.register(ClusterCollector(server))
 
 
 def render_api_docs(spec: dict[str, Any]) -> str:

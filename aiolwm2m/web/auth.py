@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 from fastapi import HTTPException, Request, status
 
+#: Set in the ASGI scope by :class:`~.request_gate.RequestGate` once it has checked the
+#: request's token, so that the route dependency does not check it again.
+AUTHENTICATED_KEY = "aiolwm2m.authenticated"
+
 
 def bearer_token(authorization: str, query_token: str | None) -> str | None:
     """The token of ``Authorization: Bearer <token>``, else of ``?access_token=``."""
@@ -35,6 +39,8 @@ class TokenAuth:
         return any(hmac.compare_digest(given, t) for t in self.tokens)
 
     async def __call__(self, request: Request) -> None:
+        if request.scope.get(AUTHENTICATED_KEY) is True:
+            return
         token = bearer_token(request.headers.get("authorization", ""),
                              request.query_params.get("access_token"))
         if not self.check(token):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aiolwm2m.firmware.events import FirmwareCampaignChanged, FirmwareJobChanged
+from aiolwm2m.gateway.directory import end_device_fields
+from aiolwm2m.gateway.events import EndDeviceRemoved
+from aiolwm2m.gateway.names import EndDeviceName
 from aiolwm2m.lwm2m.model import ModelRegistry
 from aiolwm2m.lwm2m.operations import ObserveResponse
 from aiolwm2m.server import LwM2MServer
@@ -44,6 +48,8 @@ def event_json(server: LwM2MServer, ev: Event) -> dict[str, Any]:
     if reg is not None:
         out["endpoint"] = reg.endpoint
         out["registration_id"] = reg.id
+        if isinstance(reg.endpoint, EndDeviceName):  # behind a gateway: which, and how
+            out.update(end_device_fields(reg))
     if isinstance(ev, Registered | Updated):
         out.update(_where(ev.registration), lifetime=ev.registration.lifetime)
     if isinstance(ev, Registered):
@@ -71,6 +77,8 @@ def event_json(server: LwM2MServer, ev: Event) -> dict[str, Any]:
         out["paths"] = list(ev.observation.paths)
         out["reason"] = ev.reason
         out["endpoint"] = ev.observation.endpoint
+    elif isinstance(ev, EndDeviceRemoved):
+        out["reason"] = ev.reason
     elif isinstance(ev, Refused):
         out.update(transport=ev.transport, reason=ev.reason, endpoint=ev.endpoint,
                    detail=ev.detail, peer=ev.peer)
@@ -78,4 +86,15 @@ def event_json(server: LwM2MServer, ev: Event) -> dict[str, Any]:
         q = ev.request
         out.update(endpoint=q.endpoint, request_id=q.id, state=q.state, result=q.result,
                    operation=q.operation)
+    elif isinstance(ev, FirmwareJobChanged):
+        job = ev.job.to_dict(steps=False)
+        job.pop("token", None)  # the device's download capability, not for listeners
+        last = ev.job.steps[-1] if ev.job.steps else None
+        out.update(job, endpoint=ev.job.endpoint, job_id=ev.job.id,
+                   step=last.to_dict() if last is not None else None)
+    elif isinstance(ev, FirmwareCampaignChanged):
+        campaign = ev.campaign.to_dict()
+        campaign.pop("failure_baseline", None)
+        out.update(campaign, campaign_id=ev.campaign.id, counts=ev.counts,
+                   progress=ev.progress)
     return out

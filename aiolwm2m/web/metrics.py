@@ -11,6 +11,9 @@ from aiolwm2m.lwm2m.operations import Operation, Response
 from aiolwm2m.server import LwM2MServer
 from aiolwm2m.server.events import Event, Refused
 
+from .gateway_metrics import GatewayCollector
+from .values_metrics import ValuesCollector
+
 
 class ServerMetrics:
     def __init__(self, server: LwM2MServer) -> None:
@@ -41,6 +44,8 @@ class ServerMetrics:
         self.refusals = Counter("lwm2m_refusals", "Requests refused, by reason", ["reason"],
                                 registry=r)
         r.register(StoreWriterCollector(server))
+        r.register(GatewayCollector(server))
+        r.register(ValuesCollector(server))
         server.request_hooks.append(self.on_request)
         server.events.subscribe(self.on_event)
 
@@ -58,7 +63,8 @@ class ServerMetrics:
             self.sends.inc()
         elif isinstance(ev, Refused):
             self.refusals.labels(ev.reason).inc()
-        elif ev.name in ("registered", "updated", "deregistered", "expired"):
+        elif ev.name in ("registered", "updated", "deregistered", "expired",
+                         "end-device-added", "end-device-changed", "end-device-removed"):
             self.registration_events.labels(ev.name).inc()
 
 

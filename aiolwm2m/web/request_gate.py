@@ -19,7 +19,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import TokenAuth, bearer_token
+from .auth import AUTHENTICATED_KEY, TokenAuth, bearer_token
 
 MetricsAccess = Literal["open", "loopback-or-token", "token"]
 METRICS_ACCESS: tuple[MetricsAccess, ...] = ("open", "loopback-or-token", "token")
@@ -151,10 +151,12 @@ class RequestGate:
                 message = {"type": "http.response.body", "body": b""}
             await send(message)
 
-        if self._needs_token(scope):
-            query = QueryParams(cast(bytes, scope.get("query_string", b"")))
-            token = bearer_token(headers.get("authorization", ""),
-                                 query.get("access_token"))
+        # A request another node forwarded (``aiolwm2m.cluster``) was checked there.
+        if self._needs_token(scope) and scope.get(AUTHENTICATED_KEY) is not True:
+            token = bearer_token(headers.get("authorization", ""), None)
+            if token is None:  # the query is parsed only for clients without the header
+                query = QueryParams(cast(bytes, scope.get("query_string", b"")))
+                token = query.get("access_token")
             if not self.auth.check(token):
                 # Answered from the headers: the body is never kept, nor echoed.
                 for message in _json_response(
@@ -163,6 +165,7 @@ class RequestGate:
                         [(b"www-authenticate", b'Bearer realm="aiolwm2m"')]):
                     await lingering_send(message)
                 return
+            scope[AUTHENTICATED_KEY] = True
         budget = BodyLimit(self.max_body, declared)
         scope[BODY_LIMIT_KEY] = budget
 

@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 
-from aiolwm2m import __version__
 from aiolwm2m.server import LwM2MServer
 
+from . import result_json
 from .deps import get_server
+from .result_json import json_response
 
 router = APIRouter(prefix="/api", tags=["server"])
 
@@ -31,11 +32,8 @@ class ServerInfoOut(BaseModel):
 
 @router.get("/server", response_model=ServerInfoOut,
             summary="Server version, CoAP address, registration count and clock")
-async def server_info(server: Annotated[LwM2MServer, Depends(get_server)]) -> ServerInfoOut:
-    return ServerInfoOut(version=__version__, coap_host=server.config.host,
-                         coap_port=server.port,
-                         lwm2m_versions=sorted(server.config.lwm2m_versions),
-                         registrations=len(server.registrations), time=server.config.clock())
+async def server_info(server: Annotated[LwM2MServer, Depends(get_server)]) -> Response:
+    return json_response(result_json.server_info(server))
 
 
 class HealthOut(BaseModel):

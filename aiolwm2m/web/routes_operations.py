@@ -17,34 +17,27 @@ from aiolwm2m.lwm2m.attributes import parse_write_attributes
 from aiolwm2m.lwm2m.errors import LwM2MError
 from aiolwm2m.lwm2m.node_builder import build_node
 from aiolwm2m.lwm2m.operations import (
-    CompositeResponse,
     CreateRequest,
-    CreateResponse,
     DeleteRequest,
     DiscoverRequest,
-    DiscoverResponse,
     ExecuteRequest,
     ObserveCompositeRequest,
     ObserveRequest,
-    ObserveResponse,
     Operation,
     ReadCompositeRequest,
     ReadRequest,
-    ReadResponse,
     WriteAttributesRequest,
     WriteCompositeRequest,
     WriteRequest,
-)
-from aiolwm2m.lwm2m.operations import (
-    Response as LwM2MResponse,
 )
 from aiolwm2m.lwm2m.path import ROOT
 from aiolwm2m.server import LwM2MServer
 from aiolwm2m.store.records import QueuedRequest
 
 from .deps import device_errors, get_server, parse_path
-from .formats import format_name, leaf_values, node_json, parse_format
+from .formats import format_name, parse_format
 from .json_values import opaque_from_json
+from .result_json import json_response, operation_result, queued_request
 from .schemas import (
     AttributesBody,
     CancelBody,
@@ -52,7 +45,6 @@ from .schemas import (
     CreateBody,
     ErrorOut,
     ExecuteBody,
-    LinkOut,
     ObservationOut,
     OperationResult,
     PathBody,
@@ -71,6 +63,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
           "sent again (unless queued with at_most_once=true)"},
     400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 502: {"model": ErrorOut},
     504: {"model": ErrorOut}}
+#: The longest ``timeout`` a request may ask for, in seconds.
+MAX_TIMEOUT = 600
 #: Only for a request that gets queued (the client sleeps); see aiolwm2m.server.queue_mode.
 AtMostOnce = Annotated[bool, Query(
     description="if the request is queued, never send it twice: it is marked in-flight "
@@ -86,50 +80,19 @@ def _format(value: str | int | None) -> int | None:
 
 
 def queued_out(q: QueuedRequest) -> QueuedOut:
-    return QueuedOut(request_id=q.id, endpoint=q.endpoint, operation=q.operation,
-                     state=q.state,  # type: ignore[arg-type]
-                     created_at=q.created_at, expires_at=q.expires_at,
-                     finished_at=q.finished_at, result=q.result,
-                     at_most_once=q.at_most_once)
-
-
-def result_out(server: LwM2MServer, endpoint: str, op: Operation, resp: LwM2MResponse
-               ) -> OperationResult:
-    model = server.context(endpoint).model
-    out: dict[str, Any] = {}
-    if isinstance(resp, ObserveResponse) and resp.composite is not None:
-        values = [v for p, n in sorted(resp.composite.items()) for v in leaf_values(p, n, model)]
-        out = {"content": {str(p): v for p, v in
-                           ((p, node_json(p, n, model)["content"])
-                            for p, n in resp.composite.items())}, "values": values}
-    elif isinstance(resp, ReadResponse):
-        out = node_json(resp.path, resp.content, model)
-    elif isinstance(resp, CompositeResponse):
-        values = [v for p, n in sorted(resp.content.items()) for v in leaf_values(p, n, model)]
-        out = {"content": {str(p): node_json(p, n, model)["content"]
-                           for p, n in resp.content.items()}, "values": values}
-    links = None
-    if isinstance(resp, DiscoverResponse):
-        links = [LinkOut(path=str(link.path), dim=link.dim, version=link.version,
-                         attributes=dict(link.attributes.items())) for link in resp.links]
-    return OperationResult(
-        endpoint=endpoint, operation=op.kind, code=resp.code_text, success=resp.success,
-        diagnostic=resp.diagnostic or None, format=format_name(resp.format),
-        content=out.get("content"), values=out.get("values", []), links=links,
-        location=str(resp.location) if isinstance(resp, CreateResponse) and resp.location
-        else None,
-        token=resp.token.hex() if isinstance(resp, ObserveResponse) and resp.token else None)
+    return QueuedOut.model_validate(queued_request(q))
 
 
 async def run(server: LwM2MServer, endpoint: str, op: Operation, timeout: float | None,
-              response: Response, at_most_once: bool = False) -> OperationResult | QueuedOut:
+              at_most_once: bool = False) -> Response:
+    """Send ``op`` and answer with the client's response, or 202 and the queued request
+    when the client sleeps."""
     with device_errors():
         outcome = await server.submit(endpoint, op, timeout=timeout,
                                       at_most_once=at_most_once)
     if isinstance(outcome, QueuedRequest):
-        response.status_code = status.HTTP_202_ACCEPTED
-        return queued_out(outcome)
-    return result_out(server, endpoint, op, outcome)
+        return json_response(queued_request(outcome), status.HTTP_202_ACCEPTED)
+    return json_response(operation_result(server, endpoint, op, outcome))
 
 
 def _model(server: LwM2MServer, endpoint: str) -> Any:
@@ -140,26 +103,31 @@ def _model(server: LwM2MServer, endpoint: str) -> Any:
 Result = OperationResult | QueuedOut
 
 
+def read_request(path: str, format: str | None) -> ReadRequest:
+    """The Read of ``GET .../read`` (shared with :mod:`.fast_lane`)."""
+    return ReadRequest(parse_path(path), _format(format))
+
+
 @router.get("/read", response_model=Result, responses=RESPONSES, summary="Read")
-async def read(server: ServerDep, endpoint: EndpointName, response: Response,
+async def read(server: ServerDep, endpoint: EndpointName,
                path: Annotated[str, Query(examples=["/3/0"])],
                format: Annotated[str | None, Query()] = None,
-               timeout: Annotated[float | None, Query(gt=0, le=600)] = None) -> Result:
-    op = ReadRequest(parse_path(path), _format(format))
-    return await run(server, endpoint, op, timeout, response)
+               timeout: Annotated[float | None, Query(gt=0, le=MAX_TIMEOUT)] = None
+               ) -> Response:
+    return await run(server, endpoint, read_request(path, format), timeout)
 
 
 @router.get("/discover", response_model=Result, responses=RESPONSES, summary="Discover")
-async def discover(server: ServerDep, endpoint: EndpointName, response: Response,
+async def discover(server: ServerDep, endpoint: EndpointName,
                    path: Annotated[str, Query(examples=["/3"])],
-                   timeout: Annotated[float | None, Query(gt=0, le=600)] = None) -> Result:
-    return await run(server, endpoint, DiscoverRequest(parse_path(path)), timeout, response)
+                   timeout: Annotated[float | None, Query(gt=0, le=600)] = None) -> Response:
+    return await run(server, endpoint, DiscoverRequest(parse_path(path)), timeout)
 
 
 @router.post("/write", response_model=Result, responses=RESPONSES,
              summary="Write (replace) or partial update")
-async def write(server: ServerDep, endpoint: EndpointName, body: WriteBody, response: Response,
-                at_most_once: AtMostOnce = False) -> Result:
+async def write(server: ServerDep, endpoint: EndpointName, body: WriteBody,
+                at_most_once: AtMostOnce = False) -> Response:
     path = parse_path(body.path)
     if path == ROOT:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "cannot write the root")
@@ -167,23 +135,23 @@ async def write(server: ServerDep, endpoint: EndpointName, body: WriteBody, resp
     with device_errors():
         node = build_node(model, path, opaque_from_json(model, path, body.value))
     op = WriteRequest(path, node, body.mode == "replace", _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response, at_most_once)
+    return await run(server, endpoint, op, body.timeout, at_most_once)
 
 
 @router.post("/execute", response_model=Result, responses=RESPONSES, summary="Execute")
-async def execute(server: ServerDep, endpoint: EndpointName, body: ExecuteBody, response: Response,
-                  at_most_once: AtMostOnce = False) -> Result:
+async def execute(server: ServerDep, endpoint: EndpointName, body: ExecuteBody,
+                  at_most_once: AtMostOnce = False) -> Response:
     path = parse_path(body.path)
     if not path.is_resource:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Execute targets a resource path")
     return await run(server, endpoint, ExecuteRequest(path, body.arguments), body.timeout,
-                     response, at_most_once)
+                     at_most_once)
 
 
 @router.post("/create", response_model=Result, responses=RESPONSES,
              summary="Create an object instance")
-async def create(server: ServerDep, endpoint: EndpointName, body: CreateBody, response: Response,
-                 at_most_once: AtMostOnce = False) -> Result:
+async def create(server: ServerDep, endpoint: EndpointName, body: CreateBody,
+                 at_most_once: AtMostOnce = False) -> Response:
     path = parse_path(body.path)
     if not path.is_object:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Create targets an object path")
@@ -193,24 +161,24 @@ async def create(server: ServerDep, endpoint: EndpointName, body: CreateBody, re
         node = build_node(model, target, opaque_from_json(model, target, body.values))
     # Without instance_id the client picks the id (LwM2M 1.1); "location" tells which.
     op = CreateRequest(path, node, _format(body.format), assign_id=body.instance_id is None)
-    return await run(server, endpoint, op, body.timeout, response, at_most_once)
+    return await run(server, endpoint, op, body.timeout, at_most_once)
 
 
 @router.post("/delete", response_model=Result, responses=RESPONSES,
              summary="Delete an object instance")
-async def delete(server: ServerDep, endpoint: EndpointName, body: PathBody, response: Response,
-                 at_most_once: AtMostOnce = False) -> Result:
+async def delete(server: ServerDep, endpoint: EndpointName, body: PathBody,
+                 at_most_once: AtMostOnce = False) -> Response:
     path = parse_path(body.path)
     if not path.is_object_instance:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Delete targets an object instance")
-    return await run(server, endpoint, DeleteRequest(path), body.timeout, response,
+    return await run(server, endpoint, DeleteRequest(path), body.timeout,
                      at_most_once)
 
 
 @router.post("/write-attributes", response_model=Result, responses=RESPONSES,
              summary="Write notification attributes")
-async def write_attributes(server: ServerDep, endpoint: EndpointName, body: AttributesBody,
-                           response: Response) -> Result:
+async def write_attributes(server: ServerDep, endpoint: EndpointName, body: AttributesBody
+                           ) -> Response:
     path = parse_path(body.path)
     items = [f"{k}={int(v) if float(v).is_integer() else v}" for k, v in body.set.items()]
     items.extend(body.unset)
@@ -220,44 +188,41 @@ async def write_attributes(server: ServerDep, endpoint: EndpointName, body: Attr
         update = parse_write_attributes(items)
     except LwM2MError as e:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
-    return await run(server, endpoint, WriteAttributesRequest(path, update), body.timeout,
-                     response)
+    return await run(server, endpoint, WriteAttributesRequest(path, update), body.timeout)
 
 
 @router.post("/read-composite", response_model=Result, responses=RESPONSES,
              summary="Read-Composite")
-async def read_composite(server: ServerDep, endpoint: EndpointName, body: PathsBody,
-                         response: Response) -> Result:
+async def read_composite(server: ServerDep, endpoint: EndpointName, body: PathsBody) -> Response:
     op = ReadCompositeRequest(tuple(parse_path(p) for p in body.paths), _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response)
+    return await run(server, endpoint, op, body.timeout)
 
 
 @router.post("/write-composite", response_model=Result, responses=RESPONSES,
              summary="Write-Composite")
 async def write_composite(server: ServerDep, endpoint: EndpointName, body: CompositeWriteBody,
-                          response: Response, at_most_once: AtMostOnce = False) -> Result:
+                          at_most_once: AtMostOnce = False) -> Response:
     model = _model(server, endpoint)
     with device_errors():
         nodes = {path: build_node(model, path, opaque_from_json(model, path, v))
                  for path, v in ((parse_path(p), v) for p, v in body.values.items())}
     op = WriteCompositeRequest.of(nodes, _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response, at_most_once)
+    return await run(server, endpoint, op, body.timeout, at_most_once)
 
 
 @router.post("/observe", response_model=Result, responses=RESPONSES, summary="Observe")
-async def observe(server: ServerDep, endpoint: EndpointName, body: PathBody, response: Response
-                  ) -> Result:
+async def observe(server: ServerDep, endpoint: EndpointName, body: PathBody
+                  ) -> Response:
     op = ObserveRequest(parse_path(body.path), _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response)
+    return await run(server, endpoint, op, body.timeout)
 
 
 @router.post("/observe-composite", response_model=Result, responses=RESPONSES,
              summary="Observe-Composite")
-async def observe_composite(server: ServerDep, endpoint: EndpointName, body: PathsBody,
-                            response: Response) -> Result:
+async def observe_composite(server: ServerDep, endpoint: EndpointName, body: PathsBody) -> Response:
     op = ObserveCompositeRequest(tuple(parse_path(p) for p in body.paths),
                                  _format(body.format))
-    return await run(server, endpoint, op, body.timeout, response)
+    return await run(server, endpoint, op, body.timeout)
 
 
 @router.post("/cancel-observation",

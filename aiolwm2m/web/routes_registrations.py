@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from aiolwm2m.gateway.directory import end_device_fields
+from aiolwm2m.lwm2m.model import ModelRegistry
 from aiolwm2m.server import LwM2MServer
 from aiolwm2m.store.records import Registration
 
@@ -33,7 +35,29 @@ def registration_out(server: LwM2MServer, reg: Registration) -> RegistrationOut:
         binding=reg.binding, queue_mode=reg.queue_mode, awake=server.queue.is_awake(reg),
         sms=reg.sms, identity=reg.identity, registered_at=reg.registered_at,
         updated_at=reg.updated_at, expires_at=reg.expires_at, root_path=reg.root_path,
-        content_formats=list(reg.content_formats), objects=objects, extra=dict(reg.extra))
+        content_formats=list(reg.content_formats), objects=objects, extra=dict(reg.extra),
+        end_devices=len(server.end_devices.by_gateway.get(reg.id, ()))
+        if reg.id in server.end_devices.gateways else None, **end_device_fields(reg))
+
+
+def select_registrations(server: LwM2MServer, endpoint: str | None, binding: str | None,
+                         queue_mode: bool | None, lwm2m_version: str | None
+                         ) -> list[Registration]:
+    """The registrations the list's filters keep, by endpoint name (with several nodes:
+    this node's; ``aiolwm2m.web.cluster_routing`` merges every node's)."""
+    regs = sorted(server.registrations.values(), key=lambda r: r.endpoint)
+    if endpoint:
+        if endpoint.endswith("*"):
+            regs = [r for r in regs if r.endpoint.startswith(endpoint[:-1])]
+        else:
+            regs = [r for r in regs if r.endpoint == endpoint]
+    if binding:
+        regs = [r for r in regs if r.binding == binding]
+    if queue_mode is not None:
+        regs = [r for r in regs if r.queue_mode == queue_mode]
+    if lwm2m_version:
+        regs = [r for r in regs if r.lwm2m_version == lwm2m_version]
+    return regs
 
 
 @router.get("", response_model=RegistrationPage, summary="List registrations")
@@ -47,18 +71,7 @@ async def list_registrations(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RegistrationPage:
-    regs = sorted(server.registrations.values(), key=lambda r: r.endpoint)
-    if endpoint:
-        if endpoint.endswith("*"):
-            regs = [r for r in regs if r.endpoint.startswith(endpoint[:-1])]
-        else:
-            regs = [r for r in regs if r.endpoint == endpoint]
-    if binding:
-        regs = [r for r in regs if r.binding == binding]
-    if queue_mode is not None:
-        regs = [r for r in regs if r.queue_mode == queue_mode]
-    if lwm2m_version:
-        regs = [r for r in regs if r.lwm2m_version == lwm2m_version]
+    regs = select_registrations(server, endpoint, binding, queue_mode, lwm2m_version)
     page = regs[offset:offset + limit]
     return RegistrationPage(total=len(regs), offset=offset, limit=limit,
                             items=[registration_out(server, r) for r in page])
@@ -82,8 +95,11 @@ async def get_registration(server: ServerDep, endpoint: str) -> RegistrationOut:
             responses={404: {"model": ErrorOut}},
             summary="The client's objects with their model (names, units, operations)")
 async def get_objects(server: ServerDep, endpoint: str) -> list[ObjectInfo]:
-    reg = _find(server, endpoint)
-    model = server.context(endpoint).model
+    return object_infos(_find(server, endpoint), server.context(endpoint).model)
+
+
+def object_infos(reg: Registration, model: ModelRegistry) -> list[ObjectInfo]:
+    """The objects ``reg`` announced, described by ``model`` (its client's)."""
     instances: dict[int, list[int]] = {}
     versions: dict[int, str | None] = {}
     for o in reg.objects:

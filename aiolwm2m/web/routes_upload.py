@@ -33,11 +33,10 @@ RAW_BODY = {"requestBody": {"required": True, "description": "the value's bytes"
                                            "description": "larger than http_max_upload"}},
              summary="Write an Opaque resource from a raw body (e.g. a firmware package)")
 async def write_opaque(request: Request, server: ServerDep, endpoint: EndpointName,
-                       response: Response,
                        path: Annotated[str, Query(examples=["/5/0/0"])],
                        format: Annotated[str | None, Query()] = None,
                        timeout: Annotated[float | None, Query(gt=0, le=600)] = None
-                       ) -> Result:
+                       ) -> Response:
     target = parse_path(path)
     if not (target.is_resource or target.is_resource_instance):
         raise HTTPException(status.HTTP_400_BAD_REQUEST,
@@ -59,5 +58,4 @@ async def write_opaque(request: Request, server: ServerDep, endpoint: EndpointNa
     del chunks
     with device_errors():
         node = build_node(model, target, value)
-    return await run(server, endpoint, WriteRequest(target, node, True, fmt), timeout,
-                     response)
+    return await run(server, endpoint, WriteRequest(target, node, True, fmt), timeout)

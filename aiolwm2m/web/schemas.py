@@ -43,6 +43,12 @@ class RegistrationOut(BaseModel):
     content_formats: list[int]
     objects: list[ObjectLinkOut]
     extra: dict[str, str]
+    end_devices: int | None = Field(
+        None, description="a gateway (it lists Object 25): how many end devices the server "
+        "keeps behind it (GET /api/registrations/{endpoint}/devices)")
+    gateway: str | None = Field(None, description="an end device: its gateway's endpoint")
+    prefix: str | None = Field(None, description="an end device: its prefix (/25/x/1)")
+    device_id: str | None = Field(None, description="an end device: its id (/25/x/0)")
 
 
 class RegistrationPage(BaseModel):

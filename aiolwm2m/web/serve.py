@@ -1,23 +1,45 @@
-"""Serving the ASGI app with Hypercorn (HTTP/1.1 and HTTP/2) inside the server's loop."""
+"""Serving the ASGI app with uvicorn (httptools) inside the server's event loop.
+
+Measured with ``bench/bench_rest.py`` on the same app, uvicorn with the httptools parser
+took a fraction of Hypercorn's CPU per request (Hypercorn parses HTTP in pure Python with
+h11), about as little as granian, whose embedded mode is experimental and answers from
+threads of its own that must take the GIL for every request. uvicorn runs in this loop,
+uvloop or asyncio alike, with nothing but the loop's own transports.
+
+What uvicorn does not bound by itself is bounded by :mod:`.http_limits`: how long and how
+large a request's head may be.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
+from collections.abc import Iterator
 
+import uvicorn
 from fastapi import FastAPI
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+
+from .http_limits import HttpLimits, limited_protocol
+from .sse_fanout import SseFanout
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals belong to the process (the CLI handles Ctrl-C); uvicorn's own handlers
+        # would take them over while it serves.
+        yield
 
 
 class WebServer:
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080,
+                 limits: HttpLimits | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self._stop = asyncio.Event()
+        self.limits = limits or HttpLimits()
+        self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
 
@@ -35,15 +57,19 @@ class WebServer:
             raise
         self._sock = sock
         self.port = sock.getsockname()[1]
-        config = Config()
-        # Hypercorn takes ownership of the descriptor it is given; hand it a duplicate so
-        # that this object can close its own socket regardless.
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.accesslog = None
-        config.errorlog = None
-        config.graceful_timeout = 1.0
-        self._task = asyncio.create_task(
-            serve(self.app, config, shutdown_trigger=self._stop.wait))  # type: ignore[arg-type]
+        config = uvicorn.Config(
+            self.app, loop="none", http=limited_protocol(self.limits), lifespan="off",
+            access_log=False, log_level="warning", proxy_headers=False, server_header=False,
+            timeout_keep_alive=int(self.limits.keep_alive_timeout),
+            # What a response may still take at shutdown (event streams end at once).
+            timeout_graceful_shutdown=1)
+        self._server = server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(server.serve(sockets=[sock]))
+        # Listening happens in the task's first steps; wait for it (or its failure).
+        while not server.started and not self._task.done():
+            await asyncio.sleep(0.001)
+        if self._task.done():
+            self._task.result()
 
     @property
     def url(self) -> str:
@@ -51,7 +77,13 @@ class WebServer:
         return f"http://{host}:{self.port}"
 
     async def stop(self) -> None:
-        self._stop.set()
+        # Event streams never end by themselves: end them, so that their responses
+        # complete before the server stops waiting for them.
+        fanout = getattr(self.app.state, "sse", None)
+        if isinstance(fanout, SseFanout):
+            fanout.end_streams()
+        if self._server is not None:
+            self._server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, 5)

@@ -25,6 +25,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from aiolwm2m.log_throttle import LogThrottle
 from aiolwm2m.server import LwM2MServer
@@ -45,10 +46,20 @@ MAX_FLUSH_DELAY = 1.0
 WAKE_PER_ITERATION = 32
 
 
+class RemoteEvents(Protocol):
+    """Where the events of other nodes come from (``aiolwm2m.cluster.events``)."""
+
+    async def watch(self) -> None:
+        """The first subscriber: every node publishes its events from when this returns."""
+
+    def unwatch(self) -> None:
+        """The last subscriber left."""
+
+
 class _Entry:
     __slots__ = ("endpoint", "event", "frame")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event | None) -> None:
         self.event: Event | None = event
         self.frame: bytes | None = None
         self.endpoint: str | None = None
@@ -69,12 +80,19 @@ class SseFanout:
         self._log: deque[_Entry] = deque()
         self._first = 0  # sequence number of self._log[0]
         self._bytes = 0  # encoded bytes the log holds
-        self._waiters: list[asyncio.Future[bool]] = []
+        #: Woken with True (time for a keep-alive), False (maybe new events) or None (end).
+        self._waiters: list[asyncio.Future[bool | None]] = []
         self._flush: asyncio.TimerHandle | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.subscribers = 0
+        #: Set by :meth:`end_streams`: every stream ends at its next wake-up.
+        self.ending = False
+        #: Several nodes: the other nodes' events (:meth:`publish_frame` takes them), and
+        #: the first subscriber's asking for them, which every subscriber waits for.
+        self.remote: RemoteEvents | None = None
+        self._remote_watch: asyncio.Future[None] | None = None
         #: Events encoded (each once) and subscribers dropped for falling behind.
         self.encoded = 0
         self.dropped = 0
@@ -93,13 +111,28 @@ class SseFanout:
             delay = min(MAX_FLUSH_DELAY, self.subscribers * FLUSH_DELAY_PER_SUBSCRIBER)
             self._flush = self._loop.call_later(delay, self._wake_waiters, False)
 
-    def _wake_waiters(self, keepalive: bool) -> None:
+    def publish_frame(self, name: str, endpoint: str | None, data: str) -> None:
+        """An event another node encoded (its JSON text), for this node's subscribers."""
+        if self._unsubscribe is None:
+            return  # nobody subscribed here
+        entry = _Entry(None)
+        entry.frame = f"event: {name}\ndata: {data}\n\n".encode()
+        entry.endpoint = endpoint
+        self._bytes += len(entry.frame)
+        self._log.append(entry)
+        if len(self._log) > self.max_events or self._bytes > self.max_bytes:
+            self._trim()
+        if self._flush is None and self._waiters and self._loop is not None:
+            delay = min(MAX_FLUSH_DELAY, self.subscribers * FLUSH_DELAY_PER_SUBSCRIBER)
+            self._flush = self._loop.call_later(delay, self._wake_waiters, False)
+
+    def _wake_waiters(self, keepalive: bool | None) -> None:
         self._flush = None
         waiters, self._waiters = self._waiters, []
         self._wake_some(waiters, 0, keepalive)
 
-    def _wake_some(self, waiters: list[asyncio.Future[bool]], start: int, keepalive: bool
-                   ) -> None:
+    def _wake_some(self, waiters: list[asyncio.Future[bool | None]], start: int,
+                   keepalive: bool | None) -> None:
         end = start + WAKE_PER_ITERATION
         for waiter in waiters[start:end]:
             if not waiter.done():  # a subscriber that went away has cancelled its own
@@ -141,6 +174,12 @@ class SseFanout:
         self.encoded += 1
         return frame
 
+    def end_streams(self) -> None:
+        """End every stream (the web server is stopping): each completes its response,
+        rather than being cut off when the server stops waiting for it."""
+        self.ending = True
+        self._wake_waiters(None)
+
     # -- subscribers ------------------------------------------------------------------------
 
     def _open(self) -> int:
@@ -165,6 +204,9 @@ class SseFanout:
             self._first = self._end
             self._log.clear()
             self._bytes = 0
+            if self.remote is not None and self._remote_watch is not None:
+                self._remote_watch = None
+                self.remote.unwatch()
 
     def _take(self, cursor: int, endpoint: str | None) -> bytes:
         """The frames from ``cursor`` to the end, for ``endpoint`` (None: all)."""
@@ -178,11 +220,12 @@ class SseFanout:
             self._trim()
         return b"".join(parts)
 
-    async def _wait(self) -> bool:
-        """Until there may be something new; True when it is time for a keep-alive."""
+    async def _wait(self) -> bool | None:
+        """Until there may be something new; True when it is time for a keep-alive, None
+        when the stream is to end."""
         assert self._loop is not None
         # One future per subscriber: a subscriber that is cancelled cancels only its own.
-        waiter: asyncio.Future[bool] = self._loop.create_future()
+        waiter: asyncio.Future[bool | None] = self._loop.create_future()
         self._waiters.append(waiter)
         return await waiter
 
@@ -190,10 +233,17 @@ class SseFanout:
         """The SSE byte stream of one subscriber, from the next event on."""
         cursor = self._open()
         try:
+            if self.remote is not None:
+                if self._remote_watch is None:
+                    self._remote_watch = asyncio.ensure_future(self.remote.watch())
+                # Opened once every node publishes: from here on nothing is missed.
+                await asyncio.shield(self._remote_watch)
             yield OPENING
-            while True:
+            while not self.ending:
                 if cursor == self._end:
                     keepalive = await self._wait()
+                    if keepalive is None:
+                        return
                     if cursor == self._end:
                         if keepalive:
                             yield KEEPALIVE

@@ -122,7 +122,7 @@ async def test_state_machine_errors(server: LwM2MServer, make_client: ClientFact
     # Update in Idle is not allowed.
     assert (await server.execute("dev-1", "/5/0/2")).code == Code.METHOD_NOT_ALLOWED
     # Results are reported through Update Result; the writes themselves succeed.
-    await server.write("dev-1", "/5/0/1", "http://example.com/fw.bin")
+    await server.write("dev-1", "/5/0/1", "ftp://example.com/fw.bin")
     assert await state(server, "dev-1") == (IDLE, UNSUPPORTED_PROTOCOL)
     await server.write("dev-1", "/5/0/1", "coap://[::1")
     assert await state(server, "dev-1") == (IDLE, INVALID_URI)

@@ -159,7 +159,8 @@ async def test_ipv6_server_uses_a_socket_per_device() -> None:
 async def test_register_announces_one_format_under_1_1_and_a_list_under_1_2(
         server: LwM2MServer) -> None:
     uri = f"coap://127.0.0.1:{server.port}"
-    objects = b"</1>;ver=1.1,</1/0>,</3>;ver=1.2,</3/0>,</3303>;ver=1.1,</3303/0>"
+    objects = (b"</1>;ver=1.1,</1/0>,</3>;ver=1.2,</3/0>,</5>;ver=1.2,</5/0>,"
+               b"</3303>;ver=1.1,</3303/0>")
     fleet = await started(FleetConfig(3, uri, rate=1000, seed=1))
     try:
         await until(lambda: fleet.stats.registered == 3)

@@ -19,23 +19,33 @@ from aiolwm2m.store.bootstrap_store import (
     BootstrapSessionRecord,
     BootstrapStores,
 )
+from aiolwm2m.store.redis_bootstrap import RedisBootstrapStores
 from aiolwm2m.store.sqlite import SQLiteStores
 
-Factory = Callable[[Path], Awaitable[BootstrapStores]]
+Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[BootstrapStores]]
 
 
-async def memory(_: Path) -> BootstrapStores:
+async def memory(_: pytest.FixtureRequest, __: Path) -> BootstrapStores:
     return MemoryBootstrapStores()
 
 
-async def sqlite(tmp: Path) -> BootstrapStores:
+async def sqlite(_: pytest.FixtureRequest, tmp: Path) -> BootstrapStores:
     return await SQLiteBootstrapStores.open(tmp / "aiolwm2m.sqlite3")
 
 
-@pytest.fixture(params=[memory, sqlite], ids=["memory", "sqlite"])
+async def redis(request: pytest.FixtureRequest, _: Path) -> BootstrapStores:
+    return await RedisBootstrapStores.open(request.getfixturevalue("redis_standalone").url())
+
+
+async def redis_cluster(request: pytest.FixtureRequest, _: Path) -> BootstrapStores:
+    return await RedisBootstrapStores.open(request.getfixturevalue("redis_cluster").url())
+
+
+@pytest.fixture(params=[memory, sqlite, redis, redis_cluster],
+                ids=["memory", "sqlite", "redis", "redis-cluster"])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path
                  ) -> AsyncIterator[BootstrapStores]:
-    s = await request.param(tmp_path)
+    s = await request.param(request, tmp_path)
     yield s
     await s.close()
 

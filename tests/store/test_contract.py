@@ -26,22 +26,33 @@ from aiolwm2m.store.records import (
     registration_from_json,
     registration_to_json,
 )
+from aiolwm2m.store.redis_stores import RedisStores
 from aiolwm2m.store.sqlite import SQLiteStores
 
-Factory = Callable[[Path], Awaitable[Stores]]
+Factory = Callable[[pytest.FixtureRequest, Path], Awaitable[Stores]]
 
 
-async def memory(_: Path) -> Stores:
+async def memory(_: pytest.FixtureRequest, __: Path) -> Stores:
     return MemoryStores()
 
 
-async def sqlite(tmp: Path) -> Stores:
+async def sqlite(_: pytest.FixtureRequest, tmp: Path) -> Stores:
     return await SQLiteStores.open(tmp / "db.sqlite3")
 
 
-@pytest.fixture(params=[memory, sqlite], ids=["memory", "sqlite"])
+async def redis(request: pytest.FixtureRequest, _: Path) -> Stores:
+    # A namespace of its own in the session's Redis (started on first use).
+    return await RedisStores.open(request.getfixturevalue("redis_standalone").url())
+
+
+async def redis_cluster(request: pytest.FixtureRequest, _: Path) -> Stores:
+    return await RedisStores.open(request.getfixturevalue("redis_cluster").url())
+
+
+@pytest.fixture(params=[memory, sqlite, redis, redis_cluster],
+                ids=["memory", "sqlite", "redis", "redis-cluster"])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    s = await request.param(tmp_path)
+    s = await request.param(request, tmp_path)
     yield s
     await s.close()
 

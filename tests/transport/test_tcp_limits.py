@@ -99,12 +99,14 @@ async def test_a_kept_connection_may_stay_silent(listener: Factory) -> None:
 
 
 async def test_pings_count_as_activity(listener: Factory) -> None:
-    ep = await listener(limits=StreamLimits(unbound_idle_timeout=0.6))
+    # Generous margins (a loaded 2-core CI box stalls for tenths of a second): pings 0.3 s
+    # apart for 4.8 s keep a connection whose idle timeout is 1.5 s.
+    ep = await listener(limits=StreamLimits(unbound_idle_timeout=1.5))
     raw = await opened(ep.port)
-    for i in range(8):  # 1.6 s in all, never 0.6 s of silence
+    for i in range(16):
         raw.send(build_ping(bytes([i])))
         assert (await raw.recv_until(Code.PONG)).code == Code.PONG
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)
     assert (await raw.recv(5.0)).code == Code.RELEASE  # and once it stops, it goes
     assert await raw.closed_by_server(5.0)
 

@@ -142,6 +142,28 @@ async def test_device_list_read_write_execute_observe() -> None:
         await expect(sensor.get_by_test_id("observe")).to_have_attribute("aria-pressed", "false")
         await wait_for(lambda: not dev.observations)
 
+        # The server keeps what it was told: after a reload every value read or notified
+        # shows, with when it was reported, without a Read...
+        await page.reload()
+        await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
+        battery = resource(page, "/3/0/9")
+        await expect(battery.get_by_test_id("value")).to_have_text("87 %")
+        await expect(battery.get_by_test_id("seen")).to_have_text(re.compile(r"just now|ago"))
+        await expect(resource(page, "/3/0/14").get_by_test_id("value")).to_have_text("+05:00")
+        await expect(sensor.get_by_test_id("value")).to_have_text("24.75")
+        await expect(resource(page, "/3/0/15").get_by_test_id("value")).to_have_text("—")
+        await expect(resource(page, "/3/0/15").get_by_test_id("seen")).to_have_text("")
+        # ... and observing again starts the chart from the history: the first observation's
+        # four values, then the new one.
+        await sensor.get_by_test_id("observe").click()
+        await expect(sensor.get_by_test_id("observe")).to_have_attribute("aria-pressed", "true")
+        await expect(chart).to_have_attribute("data-count", "5")
+        await expect(chart.get_by_test_id("chart-latest")).to_have_text("24.75")
+        await s.screenshot("03c-device-page-kept-values")
+        await sensor.get_by_test_id("observe").click()
+        await expect(sensor.get_by_test_id("observe")).to_have_attribute("aria-pressed", "false")
+        await wait_for(lambda: not dev.observations)
+
         # Credentials: add a PSK, see it listed, delete it (two clicks).
         await page.get_by_test_id("nav-security").click()
         await expect(page.get_by_test_id("security-empty")).to_be_visible()

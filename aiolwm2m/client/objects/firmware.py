@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,9 +37,10 @@ IDLE, DOWNLOADING, DOWNLOADED, UPDATING = 0, 1, 2, 3
 COAP, COAPS, HTTP, HTTPS, COAP_TCP, COAP_TLS = range(6)
 PULL_ONLY, PUSH_ONLY, BOTH = 0, 1, 2
 
-# Schemes of delivery protocols this client does not pull from (Firmware Update Protocol
-# Support values 1-3 and 5; it pulls over coap:// (0) and coap+tcp:// (4)).
-_OTHER_PROTOCOLS = frozenset({"coaps", "http", "https", "coaps+tcp"})
+#: Firmware Update Protocol Support (/5/0/8) values and their schemes: the client pulls
+#: over all of them (see ``aiolwm2m.client.firmware_download``).
+SCHEMES = {COAP: "coap", COAPS: "coaps", HTTP: "http", HTTPS: "https", COAP_TCP: "coap+tcp",
+           COAP_TLS: "coaps+tcp"}
 
 Updater = Callable[[bytes], Awaitable[bool | None]]
 Verifier = Callable[[bytes], bool]
@@ -52,12 +53,18 @@ class FirmwareUpdateInstance(Instance, object_id=5):
     update_result = resource(5, default=INITIAL)
     package_name = resource(6)
     package_version = resource(7)
-    protocol_support = resource(8, default={0: COAP, 1: COAP_TCP})
+    protocol_support = resource(8, default=dict(enumerate(SCHEMES)))
     delivery_method = resource(9, default=BOTH)
 
     def __init__(self, iid: int = 0, *, updater: Updater | None = None,
                  verifier: Verifier | None = None, max_package_size: int = 1 << 20,
-                 **values: Any) -> None:
+                 protocols: Iterable[str] | None = None, **values: Any) -> None:
+        """``protocols``: the schemes to pull over (default: all six); /5/0/8 says which,
+        and a Package URI of another scheme gets Update Result 9."""
+        if protocols is not None:
+            numbers = {v: k for k, v in SCHEMES.items()}
+            chosen = sorted(numbers[p] for p in protocols)
+            values.setdefault("protocol_support", dict(enumerate(chosen)))
         super().__init__(iid, **values)
         self.updater = updater
         self.verifier = verifier
@@ -121,13 +128,17 @@ class FirmwareUpdateInstance(Instance, object_id=5):
         if self.get(3) != IDLE:
             raise MethodNotAllowed("a package URI can only be written in the Idle state")
         try:
-            scheme = urlsplit(value).scheme.lower()
-            if scheme not in _OTHER_PROTOCOLS:
+            parts = urlsplit(value)
+            scheme = parts.scheme.lower()
+            if scheme in ("coap", "coaps", "coap+tcp", "coaps+tcp"):
                 parse_uri(value)
+            elif not parts.hostname or parts.port == -1:
+                raise ValueError("no host")
         except (UriError, ValueError):
             self._move(IDLE, INVALID_URI)
             return
-        if scheme in _OTHER_PROTOCOLS:
+        supported = {SCHEMES.get(int(p)) for p in (self.get(8) or {}).values()}
+        if scheme not in supported:
             self._move(IDLE, UNSUPPORTED_PROTOCOL)
             return
         self._move(DOWNLOADING, INITIAL)
@@ -138,7 +149,7 @@ class FirmwareUpdateInstance(Instance, object_id=5):
         try:
             if control is None:
                 raise DownloadError(CONNECTION_LOST, "the client is not running")
-            image = await control.download(uri)
+            image = await control.download(uri, self.max_package_size)
         except DownloadError as e:
             log.info("firmware download from %s failed: %s", uri, e.reason)
             self._move(IDLE, e.result)

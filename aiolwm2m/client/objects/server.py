@@ -12,7 +12,8 @@ from aiolwm2m.coap.errors import ServiceUnavailable
 from ..control import ClientControl
 from ..instance import Instance, execute, resource
 
-_BINDING_LETTERS = frozenset("UTSN")
+# H: LwM2M over HTTP/2 (aiolwm2m.http2).
+_BINDING_LETTERS = frozenset("UTSNH")
 DEFAULT_DISABLE_TIMEOUT = 86400
 
 

@@ -99,21 +99,41 @@ export function explainError(error) {
 
 const enc = encodeURIComponent;
 
+/**
+ * The API path of a device under `base`: an end device behind a gateway is named
+ * "gateway/prefix" (as events name it) and lives at `base`/gateway/devices/prefix.
+ */
+function devicePath(base, ep) {
+  const cut = ep.lastIndexOf("/");
+  if (cut < 0) return `${base}/${enc(ep)}`;
+  return `${base}/${enc(ep.slice(0, cut))}/devices/${enc(ep.slice(cut + 1))}`;
+}
+const reg = (ep) => devicePath("/api/registrations", ep);
+const client = (ep) => devicePath("/api/clients", ep);
+
 // --- the endpoints the UI uses --------------------------------------------------------------
 
 export const serverInfo = () => api("GET", "/api/server");
 export const listRegistrations = (query) => api("GET", "/api/registrations", { query });
-export const getRegistration = (ep) => api("GET", `/api/registrations/${enc(ep)}`);
-export const getObjects = (ep) => api("GET", `/api/registrations/${enc(ep)}/objects`);
-export const getObservations = (ep) => api("GET", `/api/clients/${enc(ep)}/observations`);
+export const getRegistration = (ep) => api("GET", reg(ep));
+export const getObjects = (ep) => api("GET", `${reg(ep)}/objects`);
+export const getObservations = (ep) => api("GET", `${client(ep)}/observations`);
+/** The end devices behind gateway `gw` (registrations with gateway, prefix, device_id). */
+export const listEndDevices = (gw, query) => api(
+  "GET", `/api/registrations/${enc(gw)}/devices`, { query });
 export const getQueuedRequest = (id) => api("GET", `/api/requests/${enc(id)}`);
+/** The last known value of each resource (kept by the server, also while it sleeps). */
+export const getLatestValues = (ep) => api("GET", `${client(ep)}/values/latest`);
+/** The newest `limit` values of `path` (and below), oldest first. */
+export const getValueHistory = (ep, path, limit) => api(
+  "GET", `${client(ep)}/values`, { query: { path, limit } });
 
 /** Write an Opaque resource with the bytes of `file` (streamed; no base64 round trip). */
 export const writeOpaqueFile = (ep, path, file) => api(
-  "POST", `/api/clients/${enc(ep)}/write-opaque`, { query: { path }, raw: file });
+  "POST", `${client(ep)}/write-opaque`, { query: { path }, raw: file });
 
 export function deviceOp(ep, operation, args) {
-  const base = `/api/clients/${enc(ep)}/${operation}`;
+  const base = `${client(ep)}/${operation}`;
   if (operation === "read" || operation === "discover") return api("GET", base, { query: args });
   return api("POST", base, { body: args });
 }
@@ -122,3 +142,5 @@ export const listSecurity = () => api("GET", "/api/security");
 export const putSecurity = (ep, body) => api("PUT", `/api/security/${enc(ep)}`, { body });
 export const deleteSecurity = (ep) => api("DELETE", `/api/security/${enc(ep)}`);
 export const listBootstrap = () => api("GET", "/api/bootstrap");
+/** The SCEF and NIDD summary; 404 when the server runs without --scef. */
+export const niddStatus = () => api("GET", "/api/nidd");

@@ -10,6 +10,8 @@ import { getToken } from "./auth.js";
 const EVENT_NAMES = [
   "registered", "updated", "deregistered", "expired", "awake", "sleeping",
   "notification", "send", "queued-request", "observation-ended",
+  "firmware-job", "firmware-campaign",
+  "end-device-added", "end-device-changed", "end-device-removed",
 ];
 
 const listeners = new Set();

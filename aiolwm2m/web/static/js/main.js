@@ -1,13 +1,18 @@
 // Start-up and navigation: get a working token, open the live event stream, and show the
-// view named by the URL fragment (#/devices, #/devices/<endpoint>, #/security, #/bootstrap).
+// view named by the URL fragment (#/devices, #/devices/<endpoint>, #/security, #/bootstrap,
+// #/groups, #/groups/<name>, #/broker, #/nidd).
 
-import { api, onUnauthorized, serverInfo } from "./api.js";
+import { api, niddStatus, onUnauthorized, serverInfo } from "./api.js";
 import { getToken, promptForToken, takeTokenFromUrl } from "./auth.js";
 import { refreshRelativeTimes, setServerTime } from "./dom.js";
 import { connect, onStatus } from "./events.js";
 import { mountBootstrap } from "./views/bootstrap.js";
+import { mountBroker } from "./views/broker.js";
 import { mountDevice } from "./views/device.js";
 import { mountDevices } from "./views/devices.js";
+import { mountFirmware } from "./views/firmware.js";
+import { mountGroups } from "./views/groups.js";
+import { mountNidd } from "./views/nidd.js";
 import { mountSecurity } from "./views/security.js";
 
 const main = document.getElementById("main");
@@ -42,7 +47,11 @@ function route() {
   const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
   const [page, ...rest] = hash.split("/");
   if (page === "devices" && rest.length) return { page: "devices", endpoint: rest.join("/") };
-  if (page === "security" || page === "bootstrap") return { page };
+  if (page === "firmware") return { page, campaign: rest.join("/") || null };
+  if (page === "groups") return { page, group: rest.join("/") || null };
+  if (page === "security" || page === "bootstrap" || page === "broker" || page === "nidd") {
+    return { page };
+  }
   return { page: "devices" };
 }
 
@@ -57,11 +66,16 @@ function render() {
   if (r.endpoint) unmount = mountDevice(main, r.endpoint);
   else if (r.page === "security") unmount = mountSecurity(main);
   else if (r.page === "bootstrap") unmount = mountBootstrap(main);
+  else if (r.page === "firmware") unmount = mountFirmware(main, r.campaign);
+  else if (r.page === "groups") unmount = mountGroups(main, r.group);
+  else if (r.page === "broker") unmount = mountBroker(main);
+  else if (r.page === "nidd") unmount = mountNidd(main);
   else unmount = mountDevices(main, app);
   document.title = r.endpoint ? `${r.endpoint} · aiolwm2m` : `${titleOf(r.page)} · aiolwm2m`;
 }
 
-const titleOf = (page) => page.charAt(0).toUpperCase() + page.slice(1);
+const titleOf = (page) => (page === "nidd" ? "NIDD"
+  : page.charAt(0).toUpperCase() + page.slice(1));
 
 async function loadInfo() {
   try {
@@ -73,9 +87,21 @@ async function loadInfo() {
   }
 }
 
+/** The NIDD entry is shown only when the server has a SCEF (else /api/nidd is a 404). */
+async function showNiddNav() {
+  const item = document.querySelector("[data-nav=nidd]").closest("li");
+  try {
+    await niddStatus();
+    item.hidden = false;
+  } catch (error) {
+    item.hidden = error.status === 404;
+  }
+}
+
 /** (Re)start everything that depends on the token. */
 async function restart() {
   await loadInfo();
+  showNiddNav(); // not awaited: the current page does not depend on it
   connect();
   render();
 }

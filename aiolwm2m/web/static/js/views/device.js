@@ -2,7 +2,8 @@
 // event stream (notifications, sleep/wake, queued requests finishing, deregistration).
 
 import {
-  deviceOp, explainError, getObjects, getObservations, getQueuedRequest, getRegistration,
+  deviceOp, explainError, getLatestValues, getObjects, getObservations, getQueuedRequest,
+  getRegistration,
 } from "../api.js";
 import { absolute, duration, fill, h, serverNow, timeAgo } from "../dom.js";
 import { subscribe } from "../events.js";
@@ -71,7 +72,7 @@ class DevicePage {
       this.setRegistration(reg.data);
       this.tree.render(objects.data);
       this.treeNote.hidden = true;
-      await this.refreshObservations();
+      await Promise.all([this.loadLatest(), this.refreshObservations()]);
     } catch (error) {
       if (error.status === 404) {
         this.setRegistration(null, `${this.endpoint} is not registered. This page updates by `
@@ -82,6 +83,16 @@ class DevicePage {
       } else {
         this.showBanner("error", `Could not load the device. ${explainError(error)}`);
       }
+    }
+  }
+
+  /** The last known values the server kept, instead of "—" until something is read. */
+  async loadLatest() {
+    try {
+      const { data } = await getLatestValues(this.endpoint);
+      this.tree.applyValues(data.values, { fresh: false });
+    } catch {
+      // The server keeps no values (values_store off): the rows wait for a Read.
     }
   }
 
@@ -238,7 +249,11 @@ class DevicePage {
     if (ev.endpoint !== this.endpoint) return;
     switch (name) {
       case "registered":
-        this.log.add("event", "Registered (again): reloading its objects");
+      case "end-device-added":
+      case "end-device-changed":
+        this.log.add("event", name === "end-device-changed"
+          ? "Its gateway announced new objects: reloading them"
+          : "Registered (again): reloading its objects");
         this.load();
         break;
       case "updated":
@@ -247,10 +262,12 @@ class DevicePage {
         break;
       case "deregistered":
       case "expired":
+      case "end-device-removed": // behind a gateway: it dropped it, or it went itself
         if (this.reg && ev.registration_id && ev.registration_id !== this.reg.id) break;
         this.log.add("event", name === "expired"
           ? "Registration expired: the device stopped updating it"
-          : "Deregistered by the device");
+          : name === "deregistered" ? "Deregistered by the device"
+            : `Gone from its gateway (${ev.reason})`);
         this.setRegistration(null, `${this.endpoint} ${name === "expired"
           ? "let its registration expire" : "deregistered"}. This page updates by itself when `
           + "it registers again.");
@@ -269,7 +286,10 @@ class DevicePage {
         break;
       case "send":
         for (const group of ev.groups ?? []) {
-          this.onValues(group.values, group.timestamp ?? ev.time, "Send");
+          // SenML times below 2^28 are relative to now (the event's time).
+          const t = group.timestamp;
+          const at = t == null ? ev.time : Math.abs(t) < 2 ** 28 ? ev.time + t : t;
+          this.onValues(group.values, at, "Send");
         }
         break;
       case "queued-request":
@@ -286,7 +306,7 @@ class DevicePage {
   }
 
   onValues(values, time, label) {
-    this.tree.applyValues(values);
+    this.tree.applyValues(values.map((v) => ({ time, ...v })));
     this.live.feed(this.typed(values), time ?? serverNow());
     const shown = values.slice(0, 3).map((v) => `${v.name ?? v.path} = ${formatScalar(v.value, v.type)}${v.units ? ` ${v.units}` : ""}`);
     if (values.length > 3) shown.push(`… ${values.length - 3} more`);

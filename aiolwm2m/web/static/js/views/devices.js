@@ -1,6 +1,6 @@
 // The device list: every registration, kept current by the live event stream.
 
-import { explainError, getRegistration, listRegistrations } from "../api.js";
+import { explainError, getRegistration, listEndDevices, listRegistrations } from "../api.js";
 import { coalesce, fill, h, timeAgo } from "../dom.js";
 import { subscribe } from "../events.js";
 
@@ -25,6 +25,10 @@ export function mountDevices(root, app) {
   const rows = new Map(); // endpoint -> {rev, tr}: rows are rebuilt only when data changed
   const highlight = new Set(); // endpoints that just registered
   const dirty = new Set(); // endpoints to re-fetch after events
+  // Gateways: which are unfolded, and the end devices shown under them (gateway -> list).
+  const unfolded = new Set();
+  const endDevices = new Map();
+  const staleGateways = new Set(); // unfolded gateways whose end devices changed
   let rev = 0;
   let total = 0;
   let filter = "";
@@ -63,7 +67,7 @@ export function mountDevices(root, app) {
       .filter((r) => !needle || [r.endpoint, r.address, r.binding, r.lwm2m_version]
         .some((f) => String(f).toLowerCase().includes(needle)))
       .sort((a, b) => a.endpoint.localeCompare(b.endpoint));
-    reconcile(shown.map(rowFor));
+    reconcile(shown.flatMap((reg) => [rowFor(reg), ...childRows(reg)]));
     count.textContent = String(devices.size);
     table.hidden = shown.length === 0;
     empty.hidden = !loaded || shown.length > 0;
@@ -98,14 +102,84 @@ export function mountDevices(root, app) {
       cursor.remove();
       cursor = next;
     }
-    for (const ep of rows.keys()) if (!devices.has(ep)) rows.delete(ep);
+    for (const ep of rows.keys()) {
+      if (!devices.has(ep) && !isShownEndDevice(ep)) rows.delete(ep);
+    }
+  }
+
+  function isShownEndDevice(ep) {
+    const cut = ep.lastIndexOf("/");
+    const gw = cut < 0 ? null : ep.slice(0, cut);
+    return gw !== null && unfolded.has(gw)
+      && (endDevices.get(gw) ?? []).some((d) => d.endpoint === ep);
+  }
+
+  /** The rows of a gateway's end devices, when it is unfolded. */
+  function childRows(reg) {
+    if (!unfolded.has(reg.endpoint)) return [];
+    return (endDevices.get(reg.endpoint) ?? []).map((child) => {
+      const cached = rows.get(child.endpoint);
+      if (cached && cached.rev === child.rev) return cached.tr;
+      const tr = endDeviceRow(child);
+      rows.set(child.endpoint, { rev: child.rev, tr });
+      return tr;
+    });
+  }
+
+  function endDeviceRow(reg) {
+    const href = `#/devices/${encodeURIComponent(reg.gateway)}/${encodeURIComponent(reg.prefix)}`;
+    return h("tr", { class: "end-device", "data-testid": "end-device-row",
+      "data-endpoint": reg.endpoint, "data-gateway": reg.gateway },
+    h("th", { scope: "row" }, h("span", { class: "end-device-branch", "aria-hidden": "true" }, "└ "),
+      h("a", { href, "data-testid": "end-device-link" }, reg.prefix),
+      h("span", { class: "muted end-device-id" }, ` ${reg.device_id ?? ""}`)),
+    h("td", {}, statusBadge(reg)),
+    h("td", { class: "hide-narrow" }, reg.lwm2m_version),
+    h("td", { class: "hide-narrow" }, h("code", {}, reg.binding + (reg.queue_mode ? " Q" : ""))),
+    h("td", { class: "hide-narrow mono" }, `via ${reg.gateway}`),
+    h("td", {}, timeAgo(reg.updated_at)),
+    h("td", { class: "hide-narrow" }, timeAgo(reg.registered_at)));
+  }
+
+  async function loadEndDevices(gateway) {
+    try {
+      const { data } = await listEndDevices(gateway, { limit: PAGE });
+      endDevices.set(gateway, data.items.map((d) => ({ ...d, rev: ++rev })));
+    } catch (e) {
+      endDevices.set(gateway, []);
+      if (e.status !== 404) {
+        error.textContent = `Could not load the end devices of ${gateway}. ${explainError(e)}`;
+        error.hidden = false;
+      }
+    }
+    const reg = devices.get(gateway);
+    if (reg) reg.rev = ++rev; // its toggle shows the new count
+    render();
+  }
+
+  function toggle(gateway) {
+    if (unfolded.has(gateway)) unfolded.delete(gateway);
+    else {
+      unfolded.add(gateway);
+      loadEndDevices(gateway);
+    }
+    const reg = devices.get(gateway);
+    if (reg) reg.rev = ++rev;
+    render();
   }
 
   function row(reg) {
     const link = h("a", { href: `#/devices/${encodeURIComponent(reg.endpoint)}`,
       "data-testid": "device-link" }, reg.endpoint);
+    const open = unfolded.has(reg.endpoint);
+    const fold = reg.end_devices === null || reg.end_devices === undefined ? null
+      : h("button", { type: "button", class: "btn btn-quiet end-devices-toggle",
+        "data-testid": "end-devices-toggle", "aria-expanded": String(open),
+        title: "End devices behind this gateway (Object 25)",
+        onclick: () => toggle(reg.endpoint) },
+      `${open ? "▾" : "▸"} ${reg.end_devices} end device${reg.end_devices === 1 ? "" : "s"}`);
     return h("tr", { "data-testid": "device-row", "data-endpoint": reg.endpoint },
-    h("th", { scope: "row" }, link),
+    h("th", { scope: "row" }, link, fold ? " " : null, fold),
     h("td", {}, statusBadge(reg)),
     h("td", { class: "hide-narrow" }, reg.lwm2m_version),
     h("td", { class: "hide-narrow" }, h("code", {}, reg.binding + (reg.queue_mode ? " Q" : ""))),
@@ -159,6 +233,9 @@ export function mountDevices(root, app) {
     flushTimer = null;
     const endpoints = [...dirty];
     dirty.clear();
+    const gateways = [...staleGateways];
+    staleGateways.clear();
+    for (const gw of gateways) loadEndDevices(gw);
     await Promise.all(endpoints.map(async (ep) => {
       try {
         const { data } = await getRegistration(ep);
@@ -189,6 +266,12 @@ export function mountDevices(root, app) {
       return;
     }
     if (!ep) return;
+    if (name.startsWith("end-device-")) {
+      // Behind a gateway: its count changes, and its list if it is unfolded.
+      refetch(ev.gateway);
+      if (unfolded.has(ev.gateway)) staleGateways.add(ev.gateway);
+      return;
+    }
     switch (name) {
       case "registered":
       case "updated":

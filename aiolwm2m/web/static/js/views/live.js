@@ -1,9 +1,17 @@
 // The device page's side panels: live values (observations and their charts) and the
 // activity log of everything done and received.
 
+import { getValueHistory } from "../api.js";
 import { LineChart } from "../chart.js";
 import { clockTime, h, serverNow, timeAgo } from "../dom.js";
 import { isNumericType } from "../lwm2m.js";
+
+// Points a new chart starts with from the server's history of its path.
+const HISTORY_POINTS = 300;
+// A value reported while a chart's history was on its way is the same point as one in it
+// when both hold the same value this close in time (the notification's event time and the
+// time the server recorded it differ by the event's way through the server).
+const SAME_POINT_SECONDS = 2;
 
 const LOG_LIMIT = 200;
 
@@ -48,6 +56,7 @@ export class LivePanel {
     this.describe = describe; // (valuePath) => {name, units} from the object model
     this.observations = [];
     this.charts = new Map();
+    this.loading = new Map(); // path -> points reported while its history loads
     this.list = h("ul", { class: "obs-list", "data-testid": "observation-list" });
     this.chartBox = h("div", { class: "charts", "data-testid": "charts" });
     this.hint = h("p", { class: "muted", "data-testid": "observations-empty" },
@@ -62,6 +71,12 @@ export class LivePanel {
 
   set(observations) {
     this.observations = observations;
+    // An observed number gets its chart at once, drawn from what the server kept.
+    for (const o of observations) {
+      if (o.composite || o.paths.length !== 1) continue;
+      const { type } = this.describe(o.paths[0]);
+      if (type && isNumericType(type)) this.chart(o.paths[0]);
+    }
     this.render();
   }
 
@@ -107,8 +122,35 @@ export class LivePanel {
   feed(values, time) {
     for (const v of values) {
       if (typeof v.value !== "number" || (v.type && !isNumericType(v.type))) continue;
-      this.chart(v.path).add(time, v.value);
+      const chart = this.chart(v.path);
+      const waiting = this.loading.get(v.path);
+      if (waiting) waiting.push([time, v.value]);
+      else chart.add(time, v.value);
     }
+    this.render();
+  }
+
+  /** Start a new chart from the server's history of `path`, then what arrived meanwhile. */
+  async loadHistory(path, chart) {
+    const waiting = [];
+    this.loading.set(path, waiting);
+    let kept = [];
+    try {
+      const { data } = await getValueHistory(this.endpoint, path, HISTORY_POINTS);
+      kept = data.samples.filter((s) => s.path === path && typeof s.value === "number")
+        .map((s) => [s.time, s.value]);
+    } catch {
+      // No history (values_store off, or the server went away): live points only.
+    }
+    this.loading.delete(path);
+    const fresh = waiting.filter(([t, v]) => !kept.some(
+      ([kt, kv]) => kv === v && Math.abs(kt - t) <= SAME_POINT_SECONDS));
+    chart.points.splice(0, chart.points.length, ...kept, ...fresh);
+    chart.points.sort((a, b) => a[0] - b[0]);
+    if (chart.points.length > chart.maxPoints) {
+      chart.points.splice(0, chart.points.length - chart.maxPoints);
+    }
+    chart.render();
     this.render();
   }
 
@@ -124,6 +166,7 @@ export class LivePanel {
         histories.set(key, history);
       }
       chart = new LineChart({ path, ...history });
+      if (!saved) this.loadHistory(path, chart);
       const clear = h("button", {
         type: "button", class: "btn btn-small btn-quiet", "aria-label": `Remove chart ${path}`,
         onclick: () => {

@@ -2,7 +2,7 @@
 // with Read / Write / Execute / Observe on each resource and Read on each instance.
 
 import { deviceOp, explainError, writeOpaqueFile } from "../api.js";
-import { clockTime, h, serverNow } from "../dom.js";
+import { clockTime, fill, h, serverNow, timeAgo } from "../dom.js";
 import {
   canExecute, canRead, canWrite, describeCode, formatResource, formatScalar, resourcePathOf,
   valueEditor,
@@ -120,6 +120,8 @@ export class ObjectTree {
     const path = `/${obj.id}/${iid}/${res.id}`;
     const label = `${res.name} (${path})`;
     const value = h("span", { class: "value", "data-testid": "value" }, "—");
+    // When the value shown was reported (read, notified or sent), kept relative.
+    const seen = h("span", { class: "seen muted", "data-testid": "seen" });
     const feedback = h("div", { class: "feedback", role: "status", "data-testid": "feedback" });
     const buttons = [];
     const button = (text, testid, aria, onclick) => {
@@ -130,7 +132,8 @@ export class ObjectTree {
     };
     const editorRow = h("tr", { class: "editor-row", hidden: true, "data-testid": "editor",
       "data-path": path });
-    const cell = { resource: res, path, label, value, current: undefined, editorRow, observe: null };
+    const cell = { resource: res, path, label, value, seen, seenAt: null, current: undefined,
+      editorRow, observe: null };
     this.cells.set(path, cell);
 
     const actions = [];
@@ -157,7 +160,7 @@ export class ObjectTree {
         h("span", { class: "ops", "aria-label": `operations ${res.operations || "none"}` },
           [...(res.operations || "–")].map((op) => h("span", { class: `op op-${op}` }, op))),
         h("div", { class: "muted meta" }, meta, res.range ? ` · range ${res.range}` : "")),
-      h("td", { class: "value-cell" }, value, feedback),
+      h("td", { class: "value-cell" }, value, seen, feedback),
       h("td", { class: "actions" }, actions));
     return [cell.row, editorRow];
   }
@@ -327,8 +330,12 @@ export class ObjectTree {
 
   // --- values ---------------------------------------------------------------------------------
 
-  /** Show values ([{path, value, type?, units?}]) in their resource rows (or as extras). */
-  applyValues(values) {
+  /**
+   * Show values ([{path, value, type?, units?, time?}]) in their resource rows (or as
+   * extras), with when they were reported (`time`, epoch seconds; default now). Values
+   * older than what a row shows are ignored; `fresh` ones are highlighted.
+   */
+  applyValues(values, { fresh = true } = {}) {
     const byResource = new Map();
     for (const v of values) {
       const rpath = resourcePathOf(v.path);
@@ -341,11 +348,17 @@ export class ObjectTree {
         this.showExtra(rpath, vs);
         continue;
       }
+      const time = Math.max(...vs.map((v) => v.time ?? serverNow()));
+      if (cell.seenAt !== null && time < cell.seenAt) continue;
+      cell.seenAt = time;
+      fill(cell.seen, timeAgo(time));
       const typed = vs.map((v) => ({ type: cell.resource.type, units: cell.resource.units, ...v }));
       cell.value.textContent = formatResource(rpath, typed) ?? "—";
       cell.value.classList.remove("flash");
-      void cell.value.offsetWidth; // restart the highlight animation
-      cell.value.classList.add("flash");
+      if (fresh) {
+        void cell.value.offsetWidth; // restart the highlight animation
+        cell.value.classList.add("flash");
+      }
       cell.row.classList.remove("absent");
       // A fresh value makes an earlier error on this row stale.
       if (cell.slot.feedback.dataset.state === "error") cell.slot.show("ok", "");

@@ -1,0 +1,1 @@
+"""Last values and history of every resource of every device (``ValueStore``)."""

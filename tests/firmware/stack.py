@@ -1,0 +1,54 @@
+"""A live server with the firmware service and its REST API on real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from aiolwm2m.firmware.service import FirmwareService
+from aiolwm2m.server import LwM2MServer, ServerConfig
+from aiolwm2m.web.app import create_app
+from aiolwm2m.web.serve import WebServer
+
+TOKEN = "firmware-test-token-0123"
+
+
+@dataclass
+class FirmwareStack:
+    server: LwM2MServer
+    firmware: FirmwareService
+    web: WebServer
+    http: httpx.AsyncClient
+
+    @property
+    def coap_uri(self) -> str:
+        return f"coap://[::1]:{self.server.port}"
+
+
+@contextlib.asynccontextmanager
+async def firmware_stack(data_dir: Path, **config: Any) -> AsyncIterator[FirmwareStack]:
+    config.setdefault("store", "memory")
+    config.setdefault("host", "::1")
+    config.setdefault("port", 0)
+    server = LwM2MServer(ServerConfig(data_dir=data_dir, **config))
+    await server.start()
+    firmware = FirmwareService(server)
+    await firmware.start()
+    web = WebServer(create_app(server, [TOKEN], firmware=firmware), "127.0.0.1", 0)
+    await web.start()
+    firmware.deliveries.http_port = web.port
+    firmware.deliveries.http_host = "127.0.0.1"
+    http = httpx.AsyncClient(base_url=web.url, headers={"Authorization": f"Bearer {TOKEN}"},
+                             timeout=30)
+    try:
+        yield FirmwareStack(server, firmware, web, http)
+    finally:
+        await http.aclose()
+        await web.stop()
+        await firmware.stop()
+        await server.stop()
