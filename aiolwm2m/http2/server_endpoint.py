@@ -35,6 +35,7 @@ from aiolwm2m.log_throttle import LogThrottle
 from aiolwm2m.transport.accept_errors import throttle_accept_errors
 from aiolwm2m.transport.dispatch import RequestDispatcher
 from aiolwm2m.transport.listener_probe import ListenerCheckFailed, loopback_for, probe_stream
+from aiolwm2m.transport.listening import listening_address
 from aiolwm2m.transport.site import Site
 from aiolwm2m.transport.stream_limits import (
     DEFAULT_STREAM_LIMITS,
@@ -201,16 +202,12 @@ class Http2Endpoint:
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return 0
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        address = listening_address(self._server)
+        return int(address[1]) if address else 0
 
     @property
     def local_address(self) -> Address:
-        if self._server is None or not self._server.sockets:
-            return ()
-        return tuple(self._server.sockets[0].getsockname())
+        return listening_address(self._server)
 
     def connections(self) -> list[H2Peer]:
         return [c.peer for c in self._connections if c.usable and not c.probe]

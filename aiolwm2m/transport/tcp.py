@@ -60,6 +60,7 @@ from aiolwm2m.log_throttle import LogThrottle
 from .accept_errors import throttle_accept_errors
 from .dispatch import RequestDispatcher
 from .listener_probe import ListenerCheckFailed, loopback_for, probe_stream
+from .listening import listening_address
 from .site import Site
 from .stream_limits import DEFAULT_STREAM_LIMITS, ConnectionQuota, StreamLimits
 from .subscription import ResponseSink, Subscription
@@ -159,16 +160,12 @@ class TcpEndpoint:
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return 0
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        address = listening_address(self._server)
+        return int(address[1]) if address else 0
 
     @property
     def local_address(self) -> Address:
-        if self._server is None or not self._server.sockets:
-            return ()
-        return tuple(self._server.sockets[0].getsockname())
+        return listening_address(self._server)
 
     # -- ServerTransport (used by the dispatcher) -----------------------------------------
 
