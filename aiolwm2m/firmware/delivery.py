@@ -285,7 +285,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     first, dash, last = spec.strip().partition("-")
     if not dash or len(first) > 20 or len(last) > 20:
         return None
-    if not (first.isdigit() or not first) or not (last.isdigit() or not last):
+    # isdigit alone admits characters such as "²" that int() refuses
+    if not all(part.isascii() and (part.isdigit() or not part) for part in (first, last)):
+        return None
+    if size == 0:
+        # an empty body has no byte to select; the whole (empty) body answers
         return None
     if not first:
         if not last:

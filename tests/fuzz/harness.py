@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
@@ -27,11 +26,12 @@ CPU_BUDGET = 1.0
 
 #: Shared by every fuzz test: 600 examples per test keep the whole directory near 35 s on
 #: the 2-core CI machine (800 took 47 s there under load); ``FUZZ_EXAMPLES=20000`` runs a
-#: longer hunt locally. The deadline is wall time, generous for a loaded machine (the CPU
-#: budget above is the real bound); no example database, so CI runs leave nothing behind.
+#: longer hunt locally. No wall-time deadline: on a loaded CI machine a 64 KB example once
+#: took over 5 s of wall time and passed on replay (a FlakyFailure); the CPU budget above is
+#: the bound that measures the decoder. No example database, so CI leaves nothing behind.
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "600")),
-    deadline=timedelta(seconds=5),
+    deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.large_base_example, HealthCheck.filter_too_much],
