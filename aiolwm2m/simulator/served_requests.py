@@ -1,7 +1,8 @@
 """A simulated device answering its servers: Bootstrap and Device Management requests.
 
 The device's object tree (:class:`.device_model.DeviceModel`) is built for the request and
-dropped afterwards unless it now holds state of its own (an observation, a write); the
+dropped afterwards unless it now holds state of its own (an observation, a write) or is one
+of the fleet's most recently used ones (:attr:`.fleet.FleetConfig.warm_models`); the
 answers come from the client library's interfaces, so they are what a real
 :class:`~aiolwm2m.client.LwM2MClient` would send.
 """
@@ -9,6 +10,7 @@ answers come from the client library's interfaces, so they are what a real
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,9 @@ CONFIRM_EVERY = 20
 class ServedRequests:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
+        #: Device index -> its stateless tree, least recently used first.
+        self._warm: OrderedDict[int, DeviceModel] = OrderedDict()
+        self._warm_limit = fleet.config.warm_models
 
     def on_request(self, device: SimDevice, request: Message) -> None:
         fleet = self.fleet
@@ -74,7 +79,7 @@ class ServedRequests:
                                      request.remote, now)
         except Exception:
             if not model.needed:
-                device.extras = None
+                self._release(device, model)
             raise
         if request.code not in (Code.GET, Code.FETCH):
             model.keep = True
@@ -107,7 +112,20 @@ class ServedRequests:
             self.fleet.schedule_next(device, now)
         self.fleet.transport.respond(request, response)
         if not model.needed:
-            device.extras = None
+            self._release(device, model)
+
+    def _release(self, device: SimDevice, model: DeviceModel) -> None:
+        """A tree without state of its own: kept among the warm ones, or dropped."""
+        warm = self._warm
+        warm[device.index] = model
+        warm.move_to_end(device.index)
+        while len(warm) > self._warm_limit:
+            index, old = warm.popitem(last=False)
+            other = self.fleet.devices[index]
+            # Elsewhere the fleet drops trees itself (reboot, failure, bootstrap): only
+            # the tree it still holds, if that one has gained no state since, goes.
+            if other.extras is old and not old.needed:
+                other.extras = None
 
     def _server_object_written(self, device: SimDevice, model: DeviceModel) -> None:
         srv = model.tree.get(1, 0)

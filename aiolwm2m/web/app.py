@@ -40,7 +40,7 @@ from .bad_json import bad_json_handler
 from .cluster_metrics import ClusterCollector
 from .cluster_routing import ClusterRouter, serve_cluster_requests
 from .events_json import event_json
-from .fast_lane import FastLane
+from .fast_lane import FastLane, LaneApp
 from .firmware_metrics import FirmwareCollector
 from .metrics import ServerMetrics
 from .request_gate import METRICS_ACCESS, RequestGate
@@ -74,14 +74,17 @@ def create_app(server: LwM2MServer, tokens: list[str],
     if cfg.metrics_access not in METRICS_ACCESS:
         raise ValueError(f"metrics_access must be one of {', '.join(METRICS_ACCESS)}, not "
                          f"{cfg.metrics_access!r}")
-    app = FastAPI(title="aiolwm2m", version=__version__, description=DESCRIPTION)
+    app = LaneApp(title="aiolwm2m", version=__version__, description=DESCRIPTION)
     app.state.server = server
     app.state.bootstrap = bootstrap
     app.state.metrics = metrics = ServerMetrics(server)
     app.state.sse = SseFanout(server, max_events=cfg.sse_max_events,
                               max_bytes=cfg.sse_max_bytes)
-    # The most frequent GETs skip FastAPI's routing and dependencies (behind the gate).
-    app.add_middleware(FastLane, server=server)
+    # The most frequent GETs skip FastAPI's layers, routing and dependencies.
+    # (FastAPI's OpenTelemetry hook, in the versions that have one: traced requests are
+    # all left to it.)
+    telemetry = getattr(app, "_native_telemetry", None)
+    app.lane = FastLane(server, auth, telemetry.enabled if telemetry is not None else None)
     # Several nodes: requests for devices another node holds go there (behind the gate).
     app.add_middleware(ClusterRouter, server=server)
     # Outermost of the user middleware: the token is checked before anything reads a body.

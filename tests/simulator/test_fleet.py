@@ -53,7 +53,7 @@ async def test_200_devices_register_answer_reads_observe_and_send(server: LwM2MS
     events = server.events.stream()
     profile = FleetProfile(send_interval=2.0, sample_period=0.5)
     fleet = await started(FleetConfig(200, f"coap://127.0.0.1:{server.port}", rate=2000,
-                                      profile=profile, seed=1))
+                                      profile=profile, seed=1, warm_models=0))
     try:
         await until(lambda: fleet.stats.registered == 200)
         assert len(server.registrations) == 200
@@ -80,12 +80,41 @@ async def test_200_devices_register_answer_reads_observe_and_send(server: LwM2MS
         sent = await next_of(events, SendReceived)
         assert isinstance(sent, SendReceived)
         assert LwM2MPath(3303, 0, 5700) in sent.values[0].nodes
-        # Devices that were only read keep no object tree.
+        # Devices that were only read keep no object tree (none is kept warm here).
         assert fleet.devices[42].extras is None and fleet.devices[7].extras is not None
     finally:
         await fleet.stop()
     assert fleet.stats.deregistrations == 200
     await until(lambda: not server.registrations)
+
+
+async def test_recently_read_devices_keep_a_bounded_number_of_trees(server: LwM2MServer
+                                                                   ) -> None:
+    fleet = await started(FleetConfig(5, f"coap://127.0.0.1:{server.port}", rate=1000,
+                                      profile=FleetProfile(send_interval=3600),
+                                      warm_models=2))
+    try:
+        await until(lambda: fleet.stats.registered == 5)
+        built = fleet.stats.materialised
+        for i in (0, 1, 2, 2, 1):
+            resp = await server.read(f"sim-{i:06d}", "/3/0/2")
+            assert resp.content.value == f"sim-{i:06d}"  # type: ignore[union-attr]
+        # Three trees built; the second reads of 2 and 1 found theirs warm.
+        assert fleet.stats.materialised - built == 3
+        assert [d.extras is not None for d in fleet.devices] == [
+            False, True, True, False, False]
+        # A tree that gains state of its own stays when it falls out of the warm set.
+        assert (await server.write_attributes("sim-000002", "/3303/0/5700", pmax=60)
+                ).code == Code.CHANGED
+        for i in (3, 4):
+            await server.read(f"sim-{i:06d}", "/3/0/2")
+        assert [d.extras is not None for d in fleet.devices] == [
+            False, False, True, True, True]
+        assert (await server.read("sim-000000", "/3/0/2")).code == Code.CONTENT
+        assert [d.extras is not None for d in fleet.devices] == [
+            True, False, True, False, True]
+    finally:
+        await fleet.stop()
 
 
 async def test_updates_and_server_writes(server: LwM2MServer) -> None:

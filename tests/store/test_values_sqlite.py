@@ -48,15 +48,44 @@ async def test_values_have_a_database_and_writer_of_their_own(tmp_path: Path) ->
 async def test_a_query_that_would_scan_too_much_is_refused(tmp_path: Path) -> None:
     store = await SQLiteValueStore.open(tmp_path)
     try:
-        record(store, [sample(f"/3303/{i % 50}/5700", float(i), i) for i in range(20_000)])
+        record(store, [sample("/3/0/13", 0.5, 7)])  # once, before a long busy history
+        record(store, [sample(f"/3303/{i % 50}/5700", float(i + 1), i) for i in range(20_000)])
         await store.flush()
         store.query_budget = 50_000
         with pytest.raises(QueryTooBroad, match="narrow"):
-            await store.history("dev-1", "/3303", limit=10)
-        # One path goes through its index, newest first: cheap whatever the history.
+            await store.history("dev-1", "/3/0/13", limit=10)
+        # Narrowed to the time it was recorded in, it is found.
+        got = await store.history("dev-1", "/3/0/13", until=1.0, limit=10)
+        assert [s.value for s in got] == [7]
+        # Paths recorded as often as the others are picked out of the device's timeline,
+        # newest first: cheap whatever the history, one path or a prefix of many.
         got = await store.history("dev-1", "/3303/7/5700", limit=10)
         assert [s.value for s in got] == list(range(19_507, 20_000, 50))[-10:]
-        assert len(await store.latest("dev-1")) == 50
+        got = await store.history("dev-1", "/3303", limit=10)
+        assert [s.value for s in got] == list(range(19_990, 20_000))
+        assert len(await store.latest("dev-1")) == 51
+    finally:
+        await store.close()
+
+
+async def test_a_file_with_the_old_index_is_carried_over(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / FILE_NAME)
+    db.execute("""CREATE TABLE value_history (
+        seq INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, path TEXT NOT NULL,
+        time REAL NOT NULL, type TEXT NOT NULL, value, source TEXT NOT NULL)""")
+    db.execute("CREATE INDEX value_history_by_path ON value_history(endpoint, path, time)")
+    db.execute("INSERT INTO value_history VALUES (1, 'dev-1', '/3/0/9', 5.0, 'Integer', 80, "
+               "'read')")
+    db.commit()
+    db.close()
+    store = await SQLiteValueStore.open(tmp_path)
+    try:
+        got = await store.history("dev-1", "/3/0/9")
+        assert [(s.time, s.value, s.seq) for s in got] == [(5.0, 80, 1)]
+        indexes = {r[0] for r in sqlite3.connect(tmp_path / FILE_NAME).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "value_history_by_path" not in indexes
+        assert "value_history_timeline" in indexes
     finally:
         await store.close()
 

@@ -235,6 +235,13 @@ async def test_metrics(s: Stack) -> None:
     assert 'lwm2m_request_duration_seconds_count{operation="read"} 1.0' in text
     assert 'lwm2m_registration_events_total{event="registered"} 1.0' in text
     assert "lwm2m_queue_depth 0.0" in text
+    # Each (operation, code) keeps its own series as requests repeat.
+    for path in ("/3/0/9", "/3/0/77", "/3/0/9"):
+        await s.http.get("/api/clients/dev-1/read", params={"path": path})
+    text = (await s.http.get("/metrics")).text
+    assert 'lwm2m_requests_total{code="2.05",operation="read"} 3.0' in text
+    assert 'lwm2m_requests_total{code="4.04",operation="read"} 1.0' in text
+    assert 'lwm2m_request_duration_seconds_count{operation="read"} 4.0' in text
 
 
 async def test_docs_pages(s: Stack) -> None:

@@ -19,7 +19,7 @@ from aiolwm2m.web.fast_lane import PassOn, query_parameters
 from aiolwm2m.web.routes_info import ServerInfoOut
 from aiolwm2m.web.schemas import OperationResult
 
-from .api_fixtures import Stack, stack
+from .api_fixtures import TOKEN, Stack, stack
 
 
 def _dependants(app: Any) -> Iterator[tuple[str, Dependant]]:
@@ -184,3 +184,25 @@ def test_query_parameters_as_starlette_reads_them(fields: list[tuple[str, str]])
             query_parameters(scope, names)  # type: ignore[arg-type]
     else:
         assert query_parameters(scope, names) == expected  # type: ignore[arg-type]
+
+
+async def test_the_lane_answers_only_token_holders_without_a_body(s: Stack) -> None:
+    """The lane stands in front of the request gate: what the gate must see reaches it."""
+    read = "/api/clients/dev-1/read?path=/3/0/9"
+    async with httpx.AsyncClient(base_url=s.web.url) as anon:
+        for headers in ({"Authorization": "Bearer wrong"}, {"Authorization": "Basic eA=="},
+                        {"Authorization": f"Bearer {TOKEN}", "Content-Length": "5"},
+                        {"Authorization": f"bearer  {TOKEN}"}):
+            body = b"12345" if "Content-Length" in headers else None
+            r = await anon.request("GET", read, headers=headers, content=body)
+            expected = 200 if "Content-Length" in headers or "bearer " in str(headers) else 401
+            assert r.status_code == expected, (headers, r.text)
+        # The query's access_token is the gate's (and the routes') to take.
+        r = await anon.get(f"{read}&access_token={TOKEN}")
+        assert r.status_code == 200 and r.json()["values"][0]["value"] == 87
+        r = await anon.get("/api/server", params={"access_token": "nope"})
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        # Two Authorization headers: not the lane's to pick one.
+        r = await anon.get(read, headers=[("Authorization", "Bearer nope"),
+                                          ("Authorization", f"Bearer {TOKEN}")])
+        assert r.status_code == 401
