@@ -35,9 +35,10 @@ _throttled = LogThrottle(log, interval=10.0, burst=3)
 
 RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
 NoticeHandler = Callable[[str, bytes], None]
-#: How long one XREAD blocks (below the client's socket timeout).
-BLOCK_MS = 1000
-#: How long a stopping node waits for a cancelled stream reader to end.
+#: How long one XREAD blocks (below the client's socket timeout); also how long a stopping
+#: reader may take to notice (an answer comes back as soon as there is one to read).
+BLOCK_MS = 250
+#: How long a stopping node waits for a stream reader to end, beyond its XREAD's block.
 READER_STOP_TIMEOUT = 2.0
 #: Entries taken per XREAD.
 READ_COUNT = 256
@@ -45,6 +46,18 @@ READ_COUNT = 256
 #: (a trim per read would cost a round trip per routed request under load).
 TRIM_EVERY = 256
 TRIM_INTERVAL = 1.0
+
+
+async def end_readers(readers: set[asyncio.Task[None]]) -> None:
+    """Wait for stream readers told to stop to see it (within their XREAD's block), and
+    only then cancel what is left. A cancelled blocking XREAD is what hung stops before:
+    redis-py's cluster client can hold one until its connection closes, and a task that
+    outlives its loop's end is waited for forever when the loop closes. Bounded."""
+    _done, left = await asyncio.wait(readers, timeout=BLOCK_MS / 1000 + READER_STOP_TIMEOUT)
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.wait(left, timeout=READER_STOP_TIMEOUT)
 
 
 class BusError(Exception):
@@ -72,6 +85,7 @@ class NodeBus:
         self._prefix = ""
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._reading = False
         self._tasks = BackgroundTasks(log, "a routed request")
         self._position = "0-0"
         self._untrimmed = 0
@@ -87,15 +101,13 @@ class NodeBus:
     async def start(self, incarnation: str) -> None:
         self._prefix = f"{self.node}.{incarnation}."
         self._position = last_entry_id(await self.client.xrevrange(self.inbox, count=1))
+        self._reading = True
         self._reader = asyncio.create_task(self._read(), name=f"inbox {self.node}")
 
     async def stop(self) -> None:
+        self._reading = False
         if self._reader is not None:
-            self._reader.cancel()
-            # Bounded: redis-py's cluster client can hold a cancelled blocking XREAD until
-            # its connection closes (seen under load), and a stop must never hang on it; the
-            # client is closed after the node stops, which ends it.
-            await asyncio.wait({self._reader}, timeout=READER_STOP_TIMEOUT)
+            await end_readers({self._reader})
             self._reader = None
         self._tasks.cancel_all()
         for fut in self._waiting.values():
@@ -184,7 +196,7 @@ class NodeBus:
     # -- receiving ------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        while True:
+        while self._reading:
             try:
                 replies = await self.client.xread({self.inbox: self._position},
                                                   count=READ_COUNT, block=BLOCK_MS)

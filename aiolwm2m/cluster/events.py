@@ -27,7 +27,7 @@ from aiolwm2m.log_throttle import LogThrottle
 from aiolwm2m.server.events import Event, EventBus
 from aiolwm2m.store.redis_keys import Keys
 
-from .bus import BLOCK_MS, READ_COUNT, READER_STOP_TIMEOUT, NodeBus, last_entry_id
+from .bus import BLOCK_MS, READ_COUNT, NodeBus, end_readers, last_entry_id
 from .membership import Membership
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class ClusterEvents:
         self._pending: list[tuple[str, str | None, str]] = []
         self._flushing = False
         self._readers: dict[str, asyncio.Task[None]] = {}
+        #: Readers of nodes that left, finishing their last XREAD.
+        self._retiring: set[asyncio.Task[None]] = set()
         #: Done once a reader knows where the other node's stream stands.
         self._positioned: dict[str, asyncio.Future[None]] = {}
         self._tasks = BackgroundTasks(log, "publishing events")
@@ -186,12 +188,15 @@ class ClusterEvents:
         self._positioned.pop(node, None)
         reader = self._readers.pop(node, None)
         if reader is not None:
-            reader.cancel()
+            # It sees that it is no longer the node's reader after its current XREAD.
+            self._retiring.add(reader)
+            reader.add_done_callback(self._retiring.discard)
 
     async def _read(self, node: str) -> None:
         stream = self.keys.node(node, "ev")
         position = None
-        while True:
+        me = asyncio.current_task()
+        while self._readers.get(node) is me:
             try:
                 if position is None:
                     position = last_entry_id(await self.client.xrevrange(stream, count=1))
@@ -226,10 +231,8 @@ class ClusterEvents:
 
     async def stop(self) -> None:
         self._unsubscribe()
-        for reader in self._readers.values():
-            reader.cancel()
-        if self._readers:
-            # Bounded, as for the inbox reader (see bus.READER_STOP_TIMEOUT).
-            await asyncio.wait(set(self._readers.values()), timeout=READER_STOP_TIMEOUT)
-        self._readers.clear()
+        readers = {*self._readers.values(), *self._retiring}
+        self._readers.clear()  # each reader ends after its current XREAD
+        if readers:
+            await end_readers(readers)
         self._tasks.cancel_all()

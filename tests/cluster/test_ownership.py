@@ -208,3 +208,22 @@ async def test_a_node_remembering_the_old_owner_is_sent_on_to_the_new_one(
     finally:
         await device.stop()
         await stop_all([a, b, c])
+
+
+async def test_a_stopping_node_lets_its_stream_readers_end_rather_than_cancelling_them(
+        redis_cluster: RedisDeployment) -> None:
+    """A cancelled blocking XREAD could be held by redis-py's cluster client past the end
+    of the event loop, which then waited for it forever (a hung full test run). Readers are
+    told to stop and end after their current XREAD; a node that leaves has its event
+    reader end the same way."""
+    a, b, c = await start_nodes(redis_cluster.url(), ["a", "b", "c"])
+    try:
+        await until(lambda: len(a.cluster.events._readers) == 2)
+        events = a.cluster.events
+        readers = [a.cluster.bus._reader, *events._readers.values()]
+        await c.stop()
+        await until(lambda: "c" not in a.cluster.events._readers, timeout=15)
+    finally:
+        await stop_all([a, b])
+    assert all(r is not None and r.done() and not r.cancelled() for r in readers)
+    assert not events._retiring
