@@ -89,20 +89,20 @@ def plain_timeout(text: str | None) -> float | None:
 
 
 def _head(scope: Scope) -> tuple[bytes, bool]:
-    """The Authorization header, and whether the request may carry a body (any length but
-    0, or a transfer coding): the lane takes only requests without one."""
+    """The Authorization header, and whether the head is one the lane may take: no body
+    (no length but 0, no transfer coding) and at most one Authorization header (with two,
+    which one counts is the gate's to say)."""
     authorization = b""
-    body = False
+    plain = True
     for name, value in scope["headers"]:
         if name == b"authorization":
-            if authorization:
-                body = True  # repeated: the gate's reading decides, not the lane's
+            plain = plain and not authorization
             authorization = value
         elif name == b"content-length":
-            body = body or value.strip() != b"0"
+            plain = plain and value.strip() == b"0"
         elif name == b"transfer-encoding":
-            body = True
-    return authorization, body
+            plain = False
+    return authorization, plain
 
 
 class FastLane:
@@ -130,8 +130,8 @@ class FastLane:
         if path != "/api/server" and not (path.startswith(CLIENTS_PREFIX)
                                           and path.endswith(READ_SUFFIX)):
             return False
-        authorization, body = _head(scope)
-        if body or self._tracing():
+        authorization, plain = _head(scope)
+        if not plain or self._tracing():
             return False
         token = bearer_token(authorization.decode("latin-1"), None)
         if token is None or not self.auth.check(token):

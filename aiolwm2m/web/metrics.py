@@ -57,12 +57,12 @@ class ServerMetrics:
     def on_request(self, op: Operation, response: Response | None, seconds: float,
                    error: BaseException | None) -> None:
         kind = op.kind
-        key = (kind, response.code if response is not None else error is not None)
-        counter = self._counted.get(key)
+        outcome: object = response.code if response is not None else (
+            "timeout" if error is not None else "none")
+        counter = self._counted.get((kind, outcome))
         if counter is None:
-            code = response.code_text if response is not None else (
-                "timeout" if error is not None else "none")
-            counter = self._counted[key] = self.requests.labels(kind, code)
+            code = response.code_text if response is not None else str(outcome)
+            counter = self._counted[(kind, outcome)] = self.requests.labels(kind, code)
         counter.inc()
         timer = self._timed.get(kind)
         if timer is None:
