@@ -11,7 +11,6 @@ the topic's deletion cannot bring back half of it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -24,20 +23,18 @@ from aiolwm2m.store.redis_records import b64, between, read_all, scan_keys, topi
 from aiolwm2m.store.redis_writer import Command, RedisWriter
 
 from .store import StoredTopic
+from .values_behind import Value, ValuesBehind
 
 log = logging.getLogger(__name__)
 _skipped = LogThrottle(log, interval=10.0, burst=5)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-
-_Value = tuple[bytes | None, int | None, float | None]
-
 
 def _config_json(topic: StoredTopic) -> str:
     return _ENCODE({"d": topic.data_id, "c": b64(topic.config), "t": topic.created_at,
                     "by": topic.creator})
 
 
-def _value_json(value: _Value) -> str:
+def _value_json(value: Value) -> str:
     return _ENCODE({"v": b64(value[0]), "f": value[1], "at": value[2]})
 
 
@@ -46,15 +43,10 @@ class RedisTopicStore:
                  own_writer: bool = False) -> None:
         self._writer = writer
         self._keys = keys
-        self.flush_interval = flush_interval
         self._own_writer = own_writer
         #: Topics stored (loaded, saved, not deleted since): those a value may be written to.
         self._known: set[str] = set()
-        #: topic id -> the newest unwritten value of each.
-        self._dirty: dict[str, _Value] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Future[None] | None = None
-        self._closed = False
+        self._values = ValuesBehind(self._write_values, flush_interval, "Redis")
 
     @classmethod
     async def open(cls, target: RedisTarget | str, *, flush_interval: float = 1.0,
@@ -111,7 +103,7 @@ class RedisTopicStore:
 
     async def save_topic(self, topic: StoredTopic) -> None:
         # The topic carries its value as it is now; an older unwritten one must not follow.
-        self._dirty.pop(topic.id, None)
+        self._values.discard(topic.id)
         config_key, value_key = topic_keys(self._keys, topic.id)
         self._known.add(topic.id)
         await self._writer.submit((("MSET", config_key, _config_json(topic), value_key,
@@ -119,7 +111,7 @@ class RedisTopicStore:
                                                  topic.published_at))),))
 
     async def delete_topic(self, topic_id: str) -> None:
-        self._dirty.pop(topic_id, None)
+        self._values.discard(topic_id)
         self._known.discard(topic_id)
         await self._writer.submit((("DEL", *topic_keys(self._keys, topic_id)),))
 
@@ -127,56 +119,25 @@ class RedisTopicStore:
 
     def set_value(self, topic_id: str, value: bytes | None, value_format: int | None,
                   at: float | None) -> None:
-        if self._closed or topic_id not in self._known:
-            return
-        self._dirty[topic_id] = (value, value_format, at)
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.flush_interval, self._flush_soon)
+        if topic_id in self._known:
+            self._values.set(topic_id, (value, value_format, at))
 
-    def _flush_soon(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self.flush())
-        task.add_done_callback(_log_failure)
+    async def _write_values(self, batch: dict[str, Value]) -> None:
+        commands: list[Command] = [("SET", topic_keys(self._keys, tid)[1], _value_json(v))
+                                   for tid, v in batch.items() if tid in self._known]
+        if commands:
+            # A failed batch is sent again (harmless: each is a SET).
+            await self._writer.submit(commands)
 
     async def flush(self) -> None:
-        # One flush at a time: a second waits for the first, then writes what came since.
-        while self._flushing is not None:
-            await asyncio.shield(self._flushing)
-        batch = {tid: v for tid, v in self._dirty.items() if tid in self._known}
-        self._dirty = {}
-        if not batch:
-            return
-        commands: list[Command] = [("SET", topic_keys(self._keys, tid)[1], _value_json(v))
-                                   for tid, v in batch.items()]
-        self._flushing = asyncio.get_running_loop().create_future()
-        try:
-            await self._writer.submit(commands)
-        except BaseException:
-            # Kept for the next flush, unless a newer value replaced it (sending one again
-            # is harmless: a SET).
-            for tid, v in batch.items():
-                self._dirty.setdefault(tid, v)
-            raise
-        finally:
-            done, self._flushing = self._flushing, None
-            done.set_result(None)
+        await self._values.flush()
 
     async def close(self) -> None:
-        if self._closed:
+        if self._values.closed:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         try:
-            await self.flush()
+            await self._values.close()
         finally:
-            self._closed = True
             if self._own_writer:
                 with contextlib.suppress(Exception):
                     await self._writer.aclose()
-
-
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("writing published values to Redis failed: %s", task.exception())

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .store import StoredTopic
+from .values_behind import Value, ValuesBehind
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -37,14 +36,9 @@ CREATE TABLE IF NOT EXISTS pubsub_topics (
 class SQLiteTopicStore:
     def __init__(self, path: Path, *, flush_interval: float = 1.0) -> None:
         self.path = path
-        self.flush_interval = flush_interval
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pubsub-store")
         self._db: sqlite3.Connection | None = None
-        # topic id -> (value, format, published_at): the newest unwritten value of each.
-        self._dirty: dict[str, tuple[bytes | None, int | None, float | None]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Future[None] | None = None
-        self._closed = False
+        self._values = ValuesBehind(self._write_values, flush_interval, "SQLite")
 
     @classmethod
     async def open(cls, path: Path, *, flush_interval: float = 1.0) -> SQLiteTopicStore:
@@ -81,7 +75,7 @@ class SQLiteTopicStore:
 
     async def save_topic(self, topic: StoredTopic) -> None:
         # The row carries the value as it is now; an older unwritten one must not follow it.
-        self._dirty.pop(topic.id, None)
+        self._values.discard(topic.id)
         row = (topic.id, topic.data_id, topic.config, topic.created_at, topic.creator,
                topic.value, topic.value_format, topic.published_at)
         await self._run(self._save, row)
@@ -92,7 +86,7 @@ class SQLiteTopicStore:
             " value, value_format, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
 
     async def delete_topic(self, topic_id: str) -> None:
-        self._dirty.pop(topic_id, None)
+        self._values.discard(topic_id)
         await self._run(self._delete, topic_id)
 
     def _delete(self, topic_id: str) -> None:
@@ -102,39 +96,16 @@ class SQLiteTopicStore:
 
     def set_value(self, topic_id: str, value: bytes | None, value_format: int | None,
                   at: float | None) -> None:
-        if self._closed:
-            return
-        self._dirty[topic_id] = (value, value_format, at)
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.flush_interval, self._flush_soon)
+        self._values.set(topic_id, (value, value_format, at))
 
-    def _flush_soon(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self.flush())
-        task.add_done_callback(_log_failure)
+    async def _write_values(self, batch: dict[str, Value]) -> None:
+        await self._run(self._update_values, [(v, f, at, tid)
+                                              for tid, (v, f, at) in batch.items()])
 
     async def flush(self) -> None:
-        # One flush at a time: a second waits for the first, then writes what came since.
-        while self._flushing is not None:
-            await asyncio.shield(self._flushing)
-        if not self._dirty:
-            return
-        batch = [(v, f, at, tid) for tid, (v, f, at) in self._dirty.items()]
-        self._dirty = {}
-        self._flushing = asyncio.get_running_loop().create_future()
-        try:
-            await self._run(self._write_values, batch)
-        except BaseException:
-            # Keep what failed for the next flush, unless a newer value replaced it.
-            for v, f, at, tid in batch:
-                self._dirty.setdefault(tid, (v, f, at))
-            raise
-        finally:
-            done, self._flushing = self._flushing, None
-            done.set_result(None)
+        await self._values.flush()
 
-    def _write_values(self, batch: list[tuple[Any, ...]]) -> None:
+    def _update_values(self, batch: list[tuple[Any, ...]]) -> None:
         db = self._conn()
         db.execute("BEGIN")
         try:
@@ -146,15 +117,11 @@ class SQLiteTopicStore:
         db.execute("COMMIT")
 
     async def close(self) -> None:
-        if self._closed:
+        if self._values.closed:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         try:
-            await self.flush()
+            await self._values.close()
         finally:
-            self._closed = True
             with contextlib.suppress(Exception):
                 await self._run(self._close)
             self._executor.shutdown(wait=False)
@@ -164,7 +131,3 @@ class SQLiteTopicStore:
             self._db.close()
             self._db = None
 
-
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("writing published values failed: %s", task.exception())
