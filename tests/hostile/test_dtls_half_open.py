@@ -34,8 +34,11 @@ async def server() -> AsyncIterator[LwM2MServer]:
     await srv.stop()
 
 
-async def stall_after_cookie(host: str, port: int) -> None:
-    """Send a ClientHello, answer the HelloVerifyRequest with the cookie, then go away."""
+async def stall_after_cookie(host: str, port: int, held: list[RawPeer] | None = None
+                             ) -> None:
+    """Send a ClientHello, answer the HelloVerifyRequest with the cookie, then go away (or
+    keep the socket in ``held``, so that no later peer on the same address is given its
+    port: the server would see the same peer again and replace its handshake)."""
     peer = await RawPeer.open(host)
     client = DtlsClient(PskCredentials(b"stalling", KEY))
     try:
@@ -48,7 +51,10 @@ async def stall_after_cookie(host: str, port: int) -> None:
             peer.send(datagram, ("127.0.0.1", port))
     finally:
         client.close()
-        peer.close()
+        if held is None:
+            peer.close()
+        else:
+            held.append(peer)
 
 
 async def until(predicate: object, timeout: float = 10.0) -> None:
@@ -65,10 +71,15 @@ async def test_stalled_handshakes_do_not_lock_clients_out(server: LwM2MServer) -
     port = server.port_of("dtls")
     # 600 half-open handshakes from 75 addresses, 8 each (the per-address quota).
     hosts = [f"127.0.1.{i}" for i in range(1, 76)]
-    for start in range(0, 600, 50):
-        await asyncio.gather(*(stall_after_cookie(hosts[i % 75], port)
-                               for i in range(start, start + 50)))
-    await until(lambda: engine.stats.handshakes_started == 600)
+    held: list[RawPeer] = []
+    try:
+        for start in range(0, 600, 50):
+            await asyncio.gather(*(stall_after_cookie(hosts[i % 75], port, held)
+                                   for i in range(start, start + 50)))
+        await until(lambda: engine.stats.handshakes_started == 600)
+    finally:
+        for peer in held:
+            peer.close()
     assert engine.handshake_count == limit
     assert engine.stats.handshakes_evicted == 600 - limit
     assert engine.stats.refused_full == engine.stats.refused_per_address == 0
