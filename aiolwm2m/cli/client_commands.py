@@ -69,6 +69,9 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _add_register_format_flags(p)
     p.add_argument("--send-interval", type=float, default=0.0,
                    help="Send the temperature every this many seconds (0: never)")
+    p.add_argument("--firmware-ca", type=Path, metavar="FILE",
+                   help="CA certificates (PEM) trusted for https:// firmware downloads, "
+                        "besides the system's")
     add_credential_flags(
         p, "security",
         "credentials for a coaps:// or coaps+tcp:// --bootstrap (or --server) URI: one of "
@@ -135,6 +138,8 @@ async def _client(args: argparse.Namespace) -> int:
             if uri is not None:
                 parse_uri(uri)
         security = client_security(args)
+        firmware_trust = (read_file(args.firmware_ca, "--firmware-ca")
+                          if args.firmware_ca is not None else None)
         if args.nidd is not None:
             from .nidd_flags import nidd_client_config
 
@@ -144,14 +149,16 @@ async def _client(args: argparse.Namespace) -> int:
                 args.endpoint, args.server, development_short_server_id=args.short_server_id,
                 lifetime=args.lifetime, queue_mode=args.queue, awake_time=args.awake_time,
                 host=args.host, port=args.port, development_security=security,
-                lwm2m_version=args.lwm2m_version, content_formats=args.content_format)
+                lwm2m_version=args.lwm2m_version, content_formats=args.content_format,
+                firmware_trust_pem=firmware_trust)
         else:
             config = ClientConfig(args.endpoint, bootstrap_uri=args.bootstrap,
                                   lifetime=args.lifetime, queue_mode=args.queue,
                                   awake_time=args.awake_time, host=args.host, port=args.port,
                                   bootstrap_security=security,
                                   lwm2m_version=args.lwm2m_version,
-                                  content_formats=args.content_format)
+                                  content_formats=args.content_format,
+                                  firmware_trust_pem=firmware_trust)
     except (UriError, ValueError) as e:
         print(f"aiolwm2m client: {e}", file=sys.stderr)
         return 2

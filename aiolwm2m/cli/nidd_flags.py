@@ -73,7 +73,8 @@ def nidd_settings(s: ServerSettings) -> NiddSettings:
             raise SettingsError("--scef with --http-port 0 needs --scef-callback-url (the "
                                 "SCEF must know where to post)")
         host = f"[{s.http_host}]" if ":" in s.http_host else s.http_host
-        callback = f"http://{host}:{s.http_port}"
+        scheme = "http" if s.http_certificate is None else "https"
+        callback = f"{scheme}://{host}:{s.http_port}"
     try:
         devices = tuple(NiddDevice.from_text(d) for d in s.nidd_devices)
         groups = tuple(NiddGroup(external_id(g.strip(), "group")) for g in s.nidd_groups)

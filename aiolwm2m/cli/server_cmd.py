@@ -11,6 +11,7 @@ import logging
 import secrets
 import signal
 import sqlite3
+import ssl
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
@@ -93,6 +94,13 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="PEM CA certificates client certificates must chain to")
     p.add_argument("--http-host", help="address of the REST API and UI (default 127.0.0.1)")
     p.add_argument("--http-port", type=int, help="port of the REST API and UI (default 8080)")
+    p.add_argument("--http-certificate", type=Path, metavar="FILE",
+                   help="serve the REST API, UI and firmware downloads over HTTPS with this "
+                        "certificate chain (PEM; with --http-private-key); devices then "
+                        "pull firmware over https://, so name the certificate's host with "
+                        "--firmware-public-host")
+    p.add_argument("--http-private-key", type=Path, metavar="FILE",
+                   help="the private key of --http-certificate (PEM)")
     p.add_argument("--api-token", dest="api_tokens", action="append",
                    help="bearer token accepted by the API (repeatable; default: a random "
                         "one, printed at start)")
@@ -233,7 +241,8 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
              "http2_port", "http2_max_body", "http2_max_concurrent_streams",
              "bootstrap", "bootstrap_port", "bootstrap_coaps_port", "bootstrap_dtls",
              "rpk_key", "certificate",
-             "private_key", "trust_anchors", "http_host", "http_port", "api_tokens",
+             "private_key", "trust_anchors", "http_host", "http_port", "http_certificate",
+             "http_private_key", "api_tokens",
              "http_max_body", "http_max_upload", "metrics_access", "data_dir",
              "store", "node_id", "cluster_node_ttl", "cluster_route_timeout",
              "awake_time", "queue_ttl", "model_dirs", "credentials", "web_ui",
@@ -314,6 +323,18 @@ def http2_limits(s: ServerSettings) -> Http2Limits:
                        max_concurrent_streams=s.http2_max_concurrent_streams)
 
 
+def https_settings(settings: ServerSettings) -> ssl.SSLContext | None:
+    """The REST API's TLS context from http_certificate / http_private_key (None: HTTP)."""
+    if settings.http_certificate is None or settings.http_private_key is None:
+        return None
+    from aiolwm2m.web.serve import https_context  # here: the web stack is heavy
+
+    try:
+        return https_context(settings.http_certificate, settings.http_private_key)
+    except ValueError as e:
+        raise SettingsError(f"http_certificate: {e}") from None
+
+
 class RunningServer:
     """The LwM2M server and its web front end, started together."""
 
@@ -367,6 +388,7 @@ class RunningServer:
             scef_url=settings.scef, nidd=nidd_flags.nidd_settings(settings),
             values_store=settings.values_store, values_max_age=settings.values_max_age,
             values_max_samples=settings.values_max_samples))
+        self.https = https_settings(settings)
         self.tokens = list(settings.api_tokens) or [secrets.token_urlsafe(18)]
         self.generated_token = not settings.api_tokens
         self.web: Any = None
@@ -444,7 +466,7 @@ class RunningServer:
 
         self.web = WebServer(create_app(self.server, self.tokens, self.bootstrap,
                                         firmware=self.firmware),
-                             s.http_host, s.http_port)
+                             s.http_host, s.http_port, tls=self.https)
         self.web.app.state.broker_view = self.broker.view
         try:
             await self.web.start()
@@ -459,6 +481,7 @@ class RunningServer:
         # Devices pulling firmware over HTTP come to this port.
         self.firmware.deliveries.http_port = self.web.port
         self.firmware.deliveries.http_host = s.http_host
+        self.firmware.deliveries.http_scheme = self.web.scheme
 
     async def stop(self) -> None:
         if self.web is not None:

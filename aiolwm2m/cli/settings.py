@@ -57,6 +57,10 @@ class ServerSettings:
     trust_anchors: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    #: PEM certificate chain and private key: the REST API, web UI and firmware downloads
+    #: over HTTPS (devices then pull over https://) instead of plain HTTP.
+    http_certificate: Path | None = None
+    http_private_key: Path | None = None
     api_tokens: list[str] = field(default_factory=list)
     #: REST API limits (ServerConfig.http_max_body, http_max_upload, metrics_access).
     http_max_body: int = 2 << 20
@@ -204,7 +208,7 @@ def _convert(name: str, value: Any, origin: str) -> Any:
         if name == "rd_policy":
             return _rd_policy(value, origin)
         if name in ("data_dir", "credentials", "rpk_key", "certificate", "private_key",
-                    "trust_anchors"):
+                    "trust_anchors", "http_certificate", "http_private_key"):
             return Path(value) if value not in (None, "") else None
         return str(value)
     except (TypeError, ValueError) as e:
@@ -288,6 +292,9 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str],
         port = getattr(settings, port_name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{port_name} {port} is outside 0..65535")
+    if (settings.http_certificate is None) != (settings.http_private_key is None):
+        raise SettingsError("http_certificate and http_private_key go together (HTTPS needs "
+                            "both)")
     if settings.broker_port is not None and not 0 <= settings.broker_port <= 65535:
         raise SettingsError(f"broker_port {settings.broker_port} is outside 0..65535")
     if settings.http2_port is not None and not 0 <= settings.http2_port <= 65535:

@@ -28,6 +28,7 @@ from aiolwm2m.security.credentials import PskCredentials, RpkCredentials, X509Cr
 from .account_security import BEARER_SCHEMES, AccountSecurity
 from .backoff import RetryPolicy
 from .clock import Clock, LoopClock
+from .download_trust import download_context
 from .registration import CLIENT_LWM2M_VERSIONS, announced_formats
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class ClientConfig:
     #: Reach every server through a SCEF over NIDD instead of IP (binding N;
     #: ``aiolwm2m.nidd.attachment.NiddAttachment``: the SCEF and our identity there).
     nidd: NiddAttachment | None = None
+    #: PEM CA certificates trusted for https:// firmware downloads, besides the system's.
+    firmware_trust_pem: bytes | None = None
     clock: Clock = field(default_factory=LoopClock)
     rng: random.Random = field(default_factory=random.Random)
 
@@ -92,6 +95,8 @@ class ClientConfig:
             raise ValueError(f"lwm2m_version is one of {', '.join(CLIENT_LWM2M_VERSIONS)}, "
                              f"not {self.lwm2m_version!r}")
         announced_formats(self.lwm2m_version, self.content_formats)
+        if self.firmware_trust_pem is not None:
+            download_context(self.firmware_trust_pem)  # fails here, not at the download
         for name, uri in (("bootstrap", self.bootstrap_uri),
                           ("development", self.development_server_uri)):
             security = getattr(self, f"{name}_security")

@@ -33,6 +33,7 @@ from aiolwm2m.transport.site import RenderResult
 from .account_security import SecurityModeError, ServerTarget, server_target
 from .bootstrap_interface import is_bootstrap_account
 from .control import DownloadError
+from .download_trust import download_context
 from .objects.firmware import (
     CONNECTION_LOST,
     INVALID_URI,
@@ -66,7 +67,8 @@ async def download(client: LwM2MClient, uri: str, max_size: int, *,
             raise DownloadError(INVALID_URI, str(e)) from None
         return await _CoapDownload(client, parsed, max_size, attempts, retry_delay).run()
     if scheme in HTTP_SCHEMES:
-        return await _HttpDownload(uri, max_size, attempts, retry_delay).run()
+        return await _HttpDownload(uri, max_size, attempts, retry_delay,
+                                   client.config.firmware_trust_pem).run()
     raise DownloadError(UNSUPPORTED_PROTOCOL, f"{scheme or 'no scheme'}:// not supported")
 
 
@@ -215,8 +217,10 @@ class _CoapDownload(_Resumable):
 
 
 class _HttpDownload(_Resumable):
-    def __init__(self, uri: str, max_size: int, attempts: int, retry_delay: float) -> None:
+    def __init__(self, uri: str, max_size: int, attempts: int, retry_delay: float,
+                 trust_pem: bytes | None = None) -> None:
         super().__init__(max_size, attempts, retry_delay)
+        self.trust_pem = trust_pem
         parts = urlsplit(uri)
         if not parts.hostname:
             raise DownloadError(INVALID_URI, f"no host in {uri!r}")
@@ -236,11 +240,15 @@ class _HttpDownload(_Resumable):
             try:
                 if await self._fetch():
                     return bytes(self.body)
+            except ssl.SSLCertVerificationError as e:
+                # Not a lost connection: trying again meets the same certificate.
+                raise DownloadError(CONNECTION_LOST, f"the server's certificate is not "
+                                    f"trusted: {e.verify_message or e}") from None
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
                 await self.lost(e)
 
     async def _fetch(self) -> bool:
-        context = ssl.create_default_context() if self.tls else None
+        context = download_context(self.trust_pem) if self.tls else None
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             self.host, self.port, ssl=context), 30)
         try:

@@ -88,10 +88,11 @@ class Deliveries:
         self.images = images
         self._by_token: dict[str, Delivery] = {}
         self._contents: dict[str, tuple[bytes, int]] = {}
-        #: Where HTTP downloads are served (set once the web server listens): its port, and
-        #: its address when it listens on one (None: a wildcard).
+        #: Where HTTP downloads are served (set once the web server listens): its port, its
+        #: address when it listens on one (None: a wildcard), and "https" when it has TLS.
         self.http_port: int | None = None
         self.http_host: str | None = None
+        self.http_scheme = "http"
         #: The host put in package URIs (None: the local address that routes to the device).
         self.public_host: str | None = None
         self.bytes_served = 0
@@ -151,13 +152,13 @@ class Deliveries:
         out = {scheme for name, scheme in TRANSPORT_SCHEMES.items()
                if name in self.server.transports}
         if self.http_port is not None:
-            out.add("http")
+            out.add(self.http_scheme)
         return out
 
     def uri(self, delivery: Delivery, scheme: str, reg: Registration) -> str:
-        if scheme == "http":
-            if self.http_port is None:
-                raise ValueError("HTTP downloads are not served")
+        if scheme in ("http", "https"):
+            if self.http_port is None or scheme != self.http_scheme:
+                raise ValueError(f"{scheme} downloads are not served")
             port = self.http_port
             bound = self.http_host
         else:

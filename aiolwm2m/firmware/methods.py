@@ -22,6 +22,9 @@ PROTOCOL_SCHEMES = {0: "coap", 1: "coaps", 2: "http", 3: "https", 4: "coap+tcp",
 #: The scheme of each of the server's transports.
 TRANSPORT_SCHEMES = {"udp": "coap", "dtls": "coaps", "tcp": "coap+tcp", "tls": "coaps+tcp"}
 SECURE_SCHEMES = frozenset({"coaps", "coaps+tcp", "https"})
+#: Secure schemes where the device authenticates to the server with credentials of its
+#: own (over https it checks the server's certificate; the job's token lets it in).
+_DEVICE_AUTHENTICATED = frozenset({"coaps", "coaps+tcp"})
 PULL_ONLY, PUSH_ONLY, PULL_AND_PUSH = 0, 1, 2
 PUSH = "push"
 _ORDER = ("coap", "coap+tcp", "coaps", "coaps+tcp", "http", "https")
@@ -45,8 +48,8 @@ def choose(requested: str, *, transport: str, secure: bool, protocols: Iterable[
     """The method to use (a scheme to pull over, or ``push``).
 
     ``secure``: the device registered over an authenticated session; ``credentials``: the
-    server holds credentials it could authenticate with over DTLS/TLS (without them a secure
-    download would fail at its handshake); ``delivery``: its /5/0/9 (None: both);
+    server holds credentials it could authenticate with over DTLS/TLS (without them a
+    coaps or coaps+tcp download would fail at its handshake); ``delivery``: its /5/0/9 (None: both);
     ``offered``: the schemes this server serves images over now.
     """
     can_pull = delivery in (None, PULL_ONLY, PULL_AND_PUSH)
@@ -65,14 +68,14 @@ def choose(requested: str, *, transport: str, secure: bool, protocols: Iterable[
                            f"{_listing(pulls)})")
         if requested not in served:
             raise NoMethod(f"this server does not serve images over {requested} now")
-        if requested in SECURE_SCHEMES and not credentials:
+        if requested in _DEVICE_AUTHENTICATED and not credentials:
             raise NoMethod(f"the device has no credentials here to pull over {requested}")
         return requested
     if can_pull:
         own = TRANSPORT_SCHEMES.get(transport)
         candidates = [s for s in _ORDER if s in pulls and s in served
                       and (s in SECURE_SCHEMES or not secure)
-                      and (s not in SECURE_SCHEMES or credentials)]
+                      and (s not in _DEVICE_AUTHENTICATED or credentials)]
         if own in candidates:
             return own
         if candidates:

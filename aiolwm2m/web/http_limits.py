@@ -17,6 +17,7 @@ Bodies are not concerned: :class:`~.request_gate.RequestGate` limits them per ro
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -37,6 +38,11 @@ class HttpLimits:
     max_head_bytes: int = 32 * 1024
     #: Seconds an idle keep-alive connection stays open between requests.
     keep_alive_timeout: float = 5.0
+    #: HTTPS (:mod:`.tls_listener`): TLS connections open at most, handshakes under way at
+    #: most, and handshakes under way from one address at most.
+    tls_max_connections: int = 2048
+    tls_max_handshakes: int = 256
+    tls_handshakes_per_address: int = 32
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -49,6 +55,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     #: connection (closing at once, on unread data, would make the kernel send a reset that
     #: can destroy the 431 before the client reads it).
     _discarding = False
+    #: Called once the connection is lost (set by :mod:`.tls_listener`, which counts them).
+    on_lost: Callable[[], None] | None = None
 
     def _serving(self) -> bool:
         """Whether a request's head is complete and its response is still to finish."""
@@ -74,6 +82,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        if self.on_lost is not None:
+            self.on_lost()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

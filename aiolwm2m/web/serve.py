@@ -8,6 +8,10 @@ uvloop or asyncio alike, with nothing but the loop's own transports.
 
 What uvicorn does not bound by itself is bounded by :mod:`.http_limits`: how long and how
 large a request's head may be.
+
+With a certificate chain and key the port serves HTTPS only (TLS 1.2 and later, ALPN
+``http/1.1``): the REST API, the web UI and firmware downloads alike, through
+:mod:`.tls_listener` (uvicorn's own TLS listener has no bound on handshakes).
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
-from .http_limits import HttpLimits, limited_protocol
+from .http_limits import HttpLimits, LimitedHttpToolsProtocol, limited_protocol
 from .sse_fanout import SseFanout
+from .tls_listener import TlsListener
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -32,16 +39,40 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def https_context(certificate: Path, private_key: Path) -> ssl.SSLContext:
+    """The server side of HTTPS with ``certificate`` (a PEM chain, leaf first) and its
+    ``private_key``; ValueError names the file that would not load and why."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    for path in (certificate, private_key):
+        if not path.is_file():
+            raise ValueError(f"{path} is not a readable file")
+    try:
+        context.load_cert_chain(certificate, private_key)
+    except ssl.SSLError as e:
+        raise ValueError(f"{certificate} with {private_key} is not a PEM certificate chain "
+                         f"and its private key ({e.reason or e})") from None
+    except OSError as e:
+        raise ValueError(f"cannot read {certificate} or {private_key}: "
+                         f"{e.strerror or e}") from None
+    return context
+
+
 class WebServer:
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080,
-                 limits: HttpLimits | None = None) -> None:
+                 limits: HttpLimits | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.limits = limits or HttpLimits()
+        #: HTTPS when set (see :func:`https_context`).
+        self.tls = tls
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
+        self.tls_listener: TlsListener | None = None
 
     async def start(self) -> None:
         """Bind now (so a busy port fails here, not later) and serve in the background."""
@@ -64,17 +95,40 @@ class WebServer:
             # What a response may still take at shutdown (event streams end at once).
             timeout_graceful_shutdown=1)
         self._server = server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(server.serve(sockets=[sock]))
+        # Over TLS, uvicorn listens on nothing and the listener here hands it connections.
+        self._task = asyncio.create_task(server.serve(sockets=[] if self.tls else [sock]))
         # Listening happens in the task's first steps; wait for it (or its failure).
         while not server.started and not self._task.done():
             await asyncio.sleep(0.001)
         if self._task.done():
             self._task.result()
+        if self.tls is not None:
+            await self._listen_tls(server, sock)
+
+    async def _listen_tls(self, server: _EmbeddedServer, sock: socket.socket) -> None:
+        assert self.tls is not None
+        config = server.config
+
+        def protocol(on_lost: Callable[[], None]) -> asyncio.Protocol:
+            # What uvicorn's own listener makes for each connection.
+            made = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=server.server_state,
+                app_state=server.lifespan.state)
+            assert isinstance(made, LimitedHttpToolsProtocol)
+            made.on_lost = on_lost
+            return made
+
+        self.tls_listener = TlsListener(self.tls, self.limits, protocol)
+        self.tls_listener.start(sock)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     async def stop(self) -> None:
         # Event streams never end by themselves: end them, so that their responses
@@ -84,6 +138,8 @@ class WebServer:
             fanout.end_streams()
         if self._server is not None:
             self._server.should_exit = True
+        if self.tls_listener is not None:
+            await self.tls_listener.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, 5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,10 @@ class FirmwareStack:
 
 
 @contextlib.asynccontextmanager
-async def firmware_stack(data_dir: Path, **config: Any) -> AsyncIterator[FirmwareStack]:
+async def firmware_stack(data_dir: Path, *, web_tls: ssl.SSLContext | None = None,
+                         web_trust: ssl.SSLContext | None = None, **config: Any
+                         ) -> AsyncIterator[FirmwareStack]:
+    """``web_tls``: the HTTP port serves HTTPS with it (``web_trust`` verifies it here)."""
     config.setdefault("store", "memory")
     config.setdefault("host", "::1")
     config.setdefault("port", 0)
@@ -39,12 +43,14 @@ async def firmware_stack(data_dir: Path, **config: Any) -> AsyncIterator[Firmwar
     await server.start()
     firmware = FirmwareService(server)
     await firmware.start()
-    web = WebServer(create_app(server, [TOKEN], firmware=firmware), "127.0.0.1", 0)
+    web = WebServer(create_app(server, [TOKEN], firmware=firmware), "127.0.0.1", 0,
+                    tls=web_tls)
     await web.start()
     firmware.deliveries.http_port = web.port
     firmware.deliveries.http_host = "127.0.0.1"
+    firmware.deliveries.http_scheme = web.scheme
     http = httpx.AsyncClient(base_url=web.url, headers={"Authorization": f"Bearer {TOKEN}"},
-                             timeout=30)
+                             timeout=30, verify=web_trust or True)
     try:
         yield FirmwareStack(server, firmware, web, http)
     finally:
