@@ -9,7 +9,6 @@ leases no longer count.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -20,6 +19,8 @@ from typing import Any
 
 from aiolwm2m.log_throttle import LogThrottle
 from aiolwm2m.store.redis_keys import Keys
+
+from .periodic import Periodic
 
 log = logging.getLogger(__name__)
 _throttled = LogThrottle(log, interval=30.0, burst=2)
@@ -45,7 +46,7 @@ class Membership:
         self.on_beat: list[Callable[[], None]] = []
         self.beats = 0
         self.healthy = False
-        self._task: asyncio.Task[None] | None = None
+        self._beating = Periodic(ttl / 3, self.beat, self._beat_failed, f"heartbeat {node}")
 
     def is_alive(self, node: str) -> bool:
         return node in self.alive
@@ -66,16 +67,11 @@ class Membership:
 
     async def start(self) -> None:
         await self.beat()
-        self._task = asyncio.create_task(self._run(), name=f"heartbeat {self.node}")
+        self._beating.start()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.ttl / 3)
-            try:
-                await self.beat()
-            except Exception as e:
-                self.healthy = False
-                _throttled.warning("beat", "node %s: heartbeat failed: %s", self.node, e)
+    def _beat_failed(self, error: Exception) -> None:
+        self.healthy = False
+        _throttled.warning("beat", "node %s: heartbeat failed: %s", self.node, error)
 
     async def beat(self) -> None:
         """Say this node is alive, then read who else is."""
@@ -121,11 +117,7 @@ class Membership:
     async def stop(self, *, leave: bool = True) -> None:
         """Stop beating; with ``leave`` delete the heartbeat (a clean stop: the others see
         the node gone at once rather than after its TTL)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._beating.stop()
         if leave:
             with contextlib.suppress(Exception):
                 await self.client.delete(self.keys.node(self.node, "alive"))

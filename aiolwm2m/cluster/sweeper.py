@@ -12,8 +12,6 @@ registration). The node emits the Expired event, as the owner would have.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ from aiolwm2m.store.redis_keys import SLOTS
 from aiolwm2m.store.redis_stores import RedisStores, quiet
 
 from .membership import Membership
+from .periodic import Periodic
 
 if TYPE_CHECKING:
     from aiolwm2m.server.server import LwM2MServer
@@ -49,25 +48,21 @@ class OrphanSweeper:
         self.interval = interval
         self.expired = 0
         self.sweeps = 0
-        self._task: asyncio.Task[None] | None = None
+        self._sweeping = Periodic(interval, self._sweep_mine, self._sweep_failed,
+                                  "orphan sweeper")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="orphan sweeper")
+        self._sweeping.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._sweeping.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep()
-            except Exception as e:
-                _throttled.warning("sweep", "sweeping expired registrations failed: %s", e)
+    async def _sweep_mine(self) -> None:
+        await self.sweep()
+
+    @staticmethod
+    def _sweep_failed(error: Exception) -> None:
+        _throttled.warning("sweep", "sweeping expired registrations failed: %s", error)
 
     def my_slots(self) -> range:
         nodes = sorted(self.membership.alive) or [self.membership.node]
