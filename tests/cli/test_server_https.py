@@ -3,6 +3,7 @@ as a user starts it; and its one-line refusals of a half or broken configuration
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import ssl
@@ -45,7 +46,7 @@ async def test_serves_the_api_over_https(tmp_path: Path, pki: Pki) -> None:
                 await c.get("/api/server")
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert await proc.wait() == 0
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
 
 
 async def test_refuses_half_or_broken_https_settings(tmp_path: Path, pki: Pki) -> None:

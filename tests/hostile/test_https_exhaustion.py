@@ -18,6 +18,7 @@ from aiolwm2m.web.http_limits import HttpLimits
 from aiolwm2m.web.serve import WebServer, https_context
 
 from ..security.pki import Pki, make_pki
+from .test_http2_exhaustion import until
 
 # A head timeout long enough that every connection of a case is accepted and counted
 # before the first stalled handshake times out, even on a loaded machine.
@@ -64,25 +65,19 @@ async def hello(web: WebServer, pki: Pki) -> int:
         return (await c.get("/hello")).status_code
 
 
-async def settled(predicate: object, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-
 async def test_stalled_handshakes_are_bounded_per_address_and_time_out(web: WebServer,
                                                                       pki: Pki) -> None:
     listener = web.tls_listener
     assert listener is not None
     socks = stalled(web.port, "127.0.0.3", 30)
     try:
-        await settled(lambda: listener.handshakes + listener.refused == 30)
+        await until(lambda: listener.handshakes + listener.refused == 30)
         # One address holds 8 handshakes; the other 22 were closed before any TLS work.
         assert (listener.handshakes, listener.refused) == (8, 22)
         # Someone else is served meanwhile.
         assert await hello(web, pki) == 200
         # The stalled handshakes end after the head timeout, and their slots come back.
-        await settled(lambda: listener.handshakes == 0 and listener.connections == 0, 10)
+        await until(lambda: listener.handshakes == 0 and listener.connections == 0, 10)
         assert listener.failed_handshakes >= 8
     finally:
         for s in socks:
@@ -98,13 +93,13 @@ async def test_handshakes_in_all_and_connections_are_bounded(web: WebServer, pki
     try:
         for i in range(10):  # 10 addresses x 6: 60 attempts, 40 handshakes at most
             socks += stalled(web.port, f"127.0.1.{i + 1}", 6)
-        await settled(lambda: listener.handshakes + listener.refused == 60)
+        await until(lambda: listener.handshakes + listener.refused == 60)
         assert listener.handshakes == 40 and listener.refused == 20
         assert listener.connections <= LIMITS.tls_max_connections
     finally:
         for s in socks:
             s.close()
-    await settled(lambda: listener.handshakes == 0 and listener.connections == 0, 10)
+    await until(lambda: listener.handshakes == 0 and listener.connections == 0, 10)
     assert await hello(web, pki) == 200
 
 
@@ -117,7 +112,7 @@ async def test_garbage_instead_of_a_handshake(web: WebServer, pki: Pki) -> None:
         rest = await reader.read()
     writer.close()
     assert b"hello" not in rest  # no HTTP answer; at most a TLS alert
-    await settled(lambda: listener.failed_handshakes == 1 and listener.connections == 0)
+    await until(lambda: listener.failed_handshakes == 1 and listener.connections == 0)
     assert await hello(web, pki) == 200
 
 
@@ -127,9 +122,9 @@ async def test_served_connections_are_counted_until_they_close(web: WebServer, p
     assert listener is not None
     for _ in range(5):
         assert await hello(web, pki) == 200
-    await settled(lambda: listener.connections == 0)
+    await until(lambda: listener.connections == 0)
     trust = ssl.create_default_context(cafile=str(pki.path("root.pem")))
     async with httpx.AsyncClient(base_url=web.url, verify=trust, timeout=5) as c:
         assert (await c.get("/hello")).status_code == 200
         assert listener.connections == 1  # kept alive between requests
-    await settled(lambda: listener.connections == 0)
+    await until(lambda: listener.connections == 0)
