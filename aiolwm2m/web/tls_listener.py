@@ -25,6 +25,8 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from aiolwm2m.transport.stream_limits import ConnectionQuota, StreamLimits
+
 from .http_limits import HttpLimits
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,13 @@ class TlsListener:
         self.limits = limits
         self.make_protocol = make_protocol
         self.connections = 0
-        self.handshakes = 0
+        #: Handshakes under way, in all and per address (the CoAP TCP listeners' counter).
+        self._handshakes = ConnectionQuota(StreamLimits(
+            max_connections=limits.tls_max_handshakes,
+            max_connections_per_address=limits.tls_handshakes_per_address))
         #: Connections closed unanswered for a bound, and handshakes that failed.
         self.refused = 0
         self.failed_handshakes = 0
-        self._by_address: dict[str, int] = {}
         self._handshaking: set[asyncio.Task[None]] = set()
         self._accepting: asyncio.Task[None] | None = None
 
@@ -83,16 +87,16 @@ class TlsListener:
             self._handshaking.add(task)
             task.add_done_callback(self._handshaking.discard)
 
+    @property
+    def handshakes(self) -> int:
+        return self._handshakes.total
+
     def _admit(self, host: str) -> bool:
-        limits = self.limits
-        if (self.connections >= limits.tls_max_connections
-                or self.handshakes >= limits.tls_max_handshakes
-                or self._by_address.get(host, 0) >= limits.tls_handshakes_per_address):
+        if (self.connections >= self.limits.tls_max_connections
+                or self._handshakes.admit(host) is not None):
             self.refused += 1
             return False
         self.connections += 1
-        self.handshakes += 1
-        self._by_address[host] = self._by_address.get(host, 0) + 1
         return True
 
     async def _handshake(self, conn: socket.socket, host: str) -> None:
@@ -107,12 +111,7 @@ class TlsListener:
             self.failed_handshakes += 1
             log.debug("TLS handshake from %s failed: %s", host, e)
         finally:
-            self.handshakes -= 1
-            left = self._by_address[host] - 1
-            if left:
-                self._by_address[host] = left
-            else:
-                del self._by_address[host]
+            self._handshakes.release(host)
             if not connected:
                 conn.close()
                 lost()
