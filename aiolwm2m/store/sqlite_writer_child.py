@@ -50,12 +50,21 @@ def write_frame(fd: int, obj: Any) -> None:
         data = data[os.write(fd, data):]
 
 
-_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
+def _bytes_as_hex(value: object) -> object:
+    # JSON has no bytes (an Opaque value): they travel as {"hex": "..."}, which SQLite's
+    # own json_object('hex', hex(blob)) writes the same way.
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), default=_bytes_as_hex).encode
 
 
 def apply(conn: sqlite3.Connection, statements: list[Any]) -> int:
     """Run a batch's statements; consecutive ones with the same SQL are run together. A key
-    ``("json-last", SQL)`` asks for the last parameter to be encoded as JSON here."""
+    ``("json-last", SQL)`` asks for the last parameter to be encoded as JSON here (bytes
+    as ``{"hex": "..."}``)."""
     run_key: Any = None
     run: list[Any] = []
     encode = False

@@ -57,7 +57,7 @@ async def flood(store: str, tmp: Path) -> None:
             assert len(values._all) <= MAX_SAMPLES
         else:
             assert isinstance(values, SQLiteValueStore)
-            rows = values._reader.execute("SELECT count(*) FROM value_history").fetchone()
+            rows = values._reader.execute("SELECT sum(count) FROM value_groups").fetchone()
             assert rows[0] <= MAX_SAMPLES
         # Still serving.
         assert (await server.read("flooder", "/3/0/9")).content is not None

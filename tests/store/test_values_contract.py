@@ -93,6 +93,28 @@ async def test_values_keep_their_types(store: ValueStore) -> None:
     assert type(got["/1/0/6"][1]) is bool and type(got["/3/0/9"][1]) is int
     history = await store.history("dev-1", "/1/0/6")
     assert history[0].value is True
+    got = {s.path: (s.type, s.value) for s in await store.history("dev-1")}
+    assert got == {p: (t, v) for p, t, v in values}
+
+
+async def test_values_recorded_together(store: ValueStore) -> None:
+    """One response's values, given in one call: picked out by path, cut by the limit."""
+    store.record("dev-1", 5, "read", [
+        ("/3/0/0", "String", "/3/0/13"), ("/3/0/9", "Integer", 80), ("/3/0/10", "Integer", 1),
+        ("/3/0/11/0", "Integer", 2), ("/3/0/11/1", "Integer", 3)])
+    store.record("dev-1", 6, "read", [("/3/0/9", "Integer", 81), ("/3/0/13", "Time", 100)])
+    for written in (False, True):
+        if written:
+            await store.flush()
+        # A string value that reads like a path is a value, not that path.
+        assert plain(await store.history("dev-1", "/3/0/13")) == [("/3/0/13", 6, 100)]
+        assert plain(await store.history("dev-1", "/3/0/1")) == []
+        assert plain(await store.history("dev-1", "/3/0/11")) == [("/3/0/11/0", 5, 2),
+                                                                  ("/3/0/11/1", 5, 3)]
+        assert plain(await store.history("dev-1", "/3/0", limit=3)) == [
+            ("/3/0/11/1", 5, 3), ("/3/0/9", 6, 81), ("/3/0/13", 6, 100)]
+        assert len(await store.history("dev-1")) == 7
+        assert plain(await store.latest("dev-1", "/3/0/9")) == [("/3/0/9", 6, 81)]
 
 
 async def test_history_by_prefix_and_time(store: ValueStore) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from aiolwm2m.history.samples import ValueSample
 from aiolwm2m.history.sqlite import FILE_NAME, SQLiteValueStore
-from aiolwm2m.history.store import QueryTooBroad
+from aiolwm2m.history.store import QueryTooBroad, Retention
 from aiolwm2m.store.sqlite import SQLiteStores
 from aiolwm2m.store.sqlite_writer import WRITER_OK
 
@@ -36,9 +36,9 @@ async def test_values_have_a_database_and_writer_of_their_own(tmp_path: Path) ->
         await values.flush()
         tables = {r[0] for r in sqlite3.connect(tmp_path / "aiolwm2m.sqlite3").execute(
             "SELECT name FROM sqlite_master WHERE type='table'")}
-        assert "value_history" not in tables
+        assert "value_groups" not in tables
         count = sqlite3.connect(tmp_path / FILE_NAME).execute(
-            "SELECT count(*) FROM value_history").fetchone()[0]
+            "SELECT sum(count) FROM value_groups").fetchone()[0]
         assert count == 1
     finally:
         await values.close()
@@ -68,24 +68,63 @@ async def test_a_query_that_would_scan_too_much_is_refused(tmp_path: Path) -> No
         await store.close()
 
 
-async def test_a_file_with_the_old_index_is_carried_over(tmp_path: Path) -> None:
+async def test_a_file_with_a_row_per_value_is_carried_over(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / FILE_NAME)
     db.execute("""CREATE TABLE value_history (
         seq INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, path TEXT NOT NULL,
         time REAL NOT NULL, type TEXT NOT NULL, value, source TEXT NOT NULL)""")
     db.execute("CREATE INDEX value_history_by_path ON value_history(endpoint, path, time)")
-    db.execute("INSERT INTO value_history VALUES (1, 'dev-1', '/3/0/9', 5.0, 'Integer', 80, "
-               "'read')")
+    db.executemany("INSERT INTO value_history VALUES (?, 'dev-1', ?, ?, ?, ?, 'read')", [
+        (1, "/3/0/9", 5.0, "Integer", 80), (2, "/19/0/0/0", 6.0, "Opaque", b"\x00\xff"),
+        (3, "/1/0/6", 6.0, "Boolean", 1), (4, "/3303/0/5700", 7.0, "Float", 21.5)])
     db.commit()
     db.close()
     store = await SQLiteValueStore.open(tmp_path)
     try:
-        got = await store.history("dev-1", "/3/0/9")
-        assert [(s.time, s.value, s.seq) for s in got] == [(5.0, 80, 1)]
-        indexes = {r[0] for r in sqlite3.connect(tmp_path / FILE_NAME).execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert "value_history_by_path" not in indexes
-        assert "value_history_timeline" in indexes
+        got = await store.history("dev-1")
+        assert [(s.path, s.time, s.value, s.seq) for s in got] == [
+            ("/3/0/9", 5.0, 80, 1), ("/19/0/0/0", 6.0, b"\x00\xff", 2),
+            ("/1/0/6", 6.0, True, 3), ("/3303/0/5700", 7.0, 21.5, 4)]
+        record(store, [sample("/3/0/9", 8.0, 81)])
+        assert [s.seq for s in await store.history("dev-1", "/3/0/9")] == [1, 5]
+        names = {r[0] for r in sqlite3.connect(tmp_path / FILE_NAME).execute(
+            "SELECT name FROM sqlite_master")}
+        assert "value_history" not in names and "value_history_by_path" not in names
+        assert "value_groups_timeline" in names
+    finally:
+        await store.close()
+    # Opened again, nothing is carried over twice.
+    store = await SQLiteValueStore.open(tmp_path)
+    try:
+        assert [s.seq for s in await store.history("dev-1")] == [1, 2, 3, 4, 5]
+    finally:
+        await store.close()
+
+
+async def test_retention_by_size_drops_whole_groups(tmp_path: Path) -> None:
+    store = await SQLiteValueStore.open(tmp_path, retention=Retention(max_samples=5))
+    try:
+        for t in range(4):  # groups of three values: seqs 1-3, 4-6, 7-9, 10-12
+            store.record("dev-1", float(t), "read",
+                         [(f"/3/0/{r}", "Integer", t * 10 + r) for r in range(3)])
+        await store.prune(10.0)
+        # The newest five are seqs 8-12: the group holding seq 7 goes whole.
+        assert [s.seq for s in await store.history("dev-1")] == [10, 11, 12]
+    finally:
+        await store.close()
+
+
+async def test_a_query_decoding_too_much_is_refused(tmp_path: Path) -> None:
+    store = await SQLiteValueStore.open(tmp_path)
+    try:
+        for t in range(200):
+            store.record("dev-1", float(t), "read",
+                         [(f"/3303/{i}/5700", "Float", float(i)) for i in range(50)])
+        await store.flush()
+        store.decode_budget = 1_000
+        with pytest.raises(QueryTooBroad, match="narrow"):
+            await store.history("dev-1", "/3303", limit=5_000)
+        assert len(await store.history("dev-1", "/3303", limit=500)) == 500
     finally:
         await store.close()
 
