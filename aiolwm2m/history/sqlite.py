@@ -178,8 +178,9 @@ class SQLiteValueStore:
             return
         if not count:
             return
-        # Plain tuples and lists: what the writer's pipe carries.
-        self._pending.append((endpoint, time, source, self._seq + 1, list(values)))
+        # Plain tuples and lists: what the writer's pipe (marshal) carries.
+        plain = [v if type(v) is tuple else (v[0], v[1], v[2]) for v in values]
+        self._pending.append((endpoint, time, source, self._seq + 1, plain))
         self._seq += count
         self._buffered += count
         self.stats.recorded += count

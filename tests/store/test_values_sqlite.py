@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -125,6 +126,22 @@ async def test_a_query_decoding_too_much_is_refused(tmp_path: Path) -> None:
         with pytest.raises(QueryTooBroad, match="narrow"):
             await store.history("dev-1", "/3303", limit=5_000)
         assert len(await store.history("dev-1", "/3303", limit=500)) == 500
+    finally:
+        await store.close()
+
+
+async def test_values_given_as_named_tuples(tmp_path: Path) -> None:
+    class Value(NamedTuple):
+        path: str
+        type: str
+        value: int
+
+    store = await SQLiteValueStore.open(tmp_path)
+    try:
+        store.record("dev-1", 1.0, "read", [Value("/3/0/9", "Integer", 80)])
+        await store.flush()
+        assert store.stats.dropped == 0
+        assert [s.value for s in await store.history("dev-1")] == [80]
     finally:
         await store.close()
 
