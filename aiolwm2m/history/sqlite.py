@@ -103,8 +103,17 @@ _Row = tuple[str, str, float, str, PlainValue, str, int]
 _Group = tuple[str, float, str, int, list[PathValue]]
 
 
+#: What SQLite's INTEGER holds (signed 64 bits). An Unsigned Integer above it is kept in the
+#: latest values as its decimal text: one such value made the whole batch's commit fail,
+#: every device's values with it.
+_INT64 = range(-(2**63), 2**63)
+_INTEGER_TYPES = frozenset({"Integer", "Unsigned Integer", "Time"})
+
+
 def _row(row: tuple[Any, ...]) -> ValueSample:
     endpoint, path, at, rtype, value, source, seq = row
+    if type(value) is str and rtype in _INTEGER_TYPES:
+        value = int(value)
     return ValueSample(endpoint, path, at, rtype, typed_from_store(rtype, value), source, seq)
 
 
@@ -207,6 +216,8 @@ class SQLiteValueStore:
                 key = (endpoint, path)
                 old = newest.get(key)
                 if old is None or at >= old[2]:
+                    if type(value) is int and value not in _INT64:
+                        value = str(value)
                     newest[key] = (endpoint, path, at, rtype, value, source, seq)
                 seq += 1
         statements.extend((UPSERT_LATEST, s) for s in newest.values())

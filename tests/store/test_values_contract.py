@@ -85,12 +85,14 @@ async def test_values_keep_their_types(store: ValueStore) -> None:
     values = [("/1/0/6", "Boolean", True), ("/1/0/7", "String", "UQ"), ("/3303/0/5700",
               "Float", 21.5), ("/3/0/13", "Time", 1_700_000_000), ("/19/0/0/0", "Opaque",
               b"\x00\xffAB"), ("/3/0/9", "Integer", -3), ("/4/0/5", "Objlnk", "3:0"),
-              ("/1/0/5", "Boolean", False)]
+              ("/1/0/5", "Boolean", False), ("/10/0/1", "Unsigned Integer", 2**64 - 1)]
     record(store, [sample(p, 1, v, rtype=t) for p, t, v in values])
     await store.flush()
     got = {s.path: (s.type, s.value) for s in await store.latest("dev-1")}
     assert got == {p: (t, v) for p, t, v in values}
     assert type(got["/1/0/6"][1]) is bool and type(got["/3/0/9"][1]) is int
+    assert type(got["/10/0/1"][1]) is int
+    assert store.stats.dropped == 0
     history = await store.history("dev-1", "/1/0/6")
     assert history[0].value is True
     got = {s.path: (s.type, s.value) for s in await store.history("dev-1")}

@@ -146,6 +146,21 @@ async def test_values_given_as_named_tuples(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_an_unsigned_integer_beyond_sqlite_integers(tmp_path: Path) -> None:
+    # SQLite's INTEGER is signed: such a value once failed its batch, every device's values.
+    store = await SQLiteValueStore.open(tmp_path)
+    try:
+        store.record("dev-1", 1.0, "read", [("/3/0/9", "Integer", 80)])
+        store.record("dev-2", 1.0, "read", [("/10/0/1", "Unsigned Integer", 2**64 - 1)])
+        await store.flush()
+        assert store.stats.dropped == 0
+        assert [s.value for s in await store.latest("dev-1")] == [80]
+        assert [s.value for s in await store.latest("dev-2")] == [2**64 - 1]
+        assert [s.value for s in await store.history("dev-2")] == [2**64 - 1]
+    finally:
+        await store.close()
+
+
 async def test_the_buffer_is_bounded(tmp_path: Path) -> None:
     store = await SQLiteValueStore.open(tmp_path, max_buffered=100, flush_interval=5)
     try:
