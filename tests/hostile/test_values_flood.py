@@ -72,3 +72,34 @@ async def test_flood_of_new_paths_memory(tmp_path: Path) -> None:
 
 async def test_flood_of_new_paths_sqlite(tmp_path: Path) -> None:
     await flood("sqlite", tmp_path)
+
+
+async def test_text_that_is_no_unicode_is_refused_and_others_values_kept(tmp_path: Path
+                                                                         ) -> None:
+    # A lone surrogate, escaped in valid UTF-8 JSON: once it reached the values writer and
+    # failed the commit of every device's values in its batch.
+    server = LwM2MServer(ServerConfig(host="::1", port=0, store="sqlite", data_dir=tmp_path))
+    await server.start()
+    device = await started_device("sender")
+    try:
+        assert (await device.register(f"coap://[::1]:{server.port}")).code.is_successful()
+        assert device.context is not None
+
+        async def send(payload: bytes) -> aiocoap.Message:
+            return await device.context.request(aiocoap.Message(  # type: ignore[union-attr]
+                code=C.POST, uri=f"{device.server_uri}/dp", payload=payload,
+                content_format=110)).response
+
+        bad = await send(rb'[{"bn":"/3/0/","n":"0","vs":"a\ud800b"},{"n":"9","v":7}]')
+        assert bad.code == C.BAD_REQUEST and b"lone surrogate" in bad.payload
+        good = await send(rb'[{"bn":"/3/0/","n":"0","vs":"ok \ud83d\ude00"},{"n":"9","v":8}]')
+        assert good.code.is_successful()
+        values = server.values
+        assert values is not None
+        await values.flush()
+        assert values.stats.dropped == 0
+        got = {s.path: s.value for s in await values.latest("sender")}
+        assert got == {"/3/0/0": "ok \U0001f600", "/3/0/9": 8}
+    finally:
+        await device.stop()
+        await server.stop()

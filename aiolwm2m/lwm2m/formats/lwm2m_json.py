@@ -25,6 +25,7 @@ from ..nodes import (
 )
 from ..path import LwM2MPath
 from ..values import ResourceType, Value, time_to_seconds
+from .json_unicode import lone_surrogate
 from .tree_assembly import Leaf, assemble, group_leaves
 from .value_mapping import STRING_OBJLNK, STRING_OPAQUE, Kind, ValueMapper
 
@@ -59,7 +60,8 @@ def _reject_constant(name: str) -> float:
 
 def _entries(fmt: int, payload: bytes) -> list[_Entry]:
     try:
-        document = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        text = payload.decode("utf-8")
+        document = json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise InvalidPayload(fmt, None, "not UTF-8", offset=exc.start) from None
     except RecursionError:
@@ -68,6 +70,9 @@ def _entries(fmt: int, payload: bytes) -> list[_Entry]:
         raise InvalidPayload(
             fmt, None, f"malformed JSON: {exc}", offset=getattr(exc, "pos", None)
         ) from None
+    if lone_surrogate(text, document):
+        raise InvalidPayload(fmt, None, "malformed JSON: a string escapes a lone surrogate "
+                             "(not Unicode text)")
     if type(document) is not dict:
         raise InvalidPayload(fmt, None, "an LwM2M JSON document is an object")
     unknown = set(document) - _TOP_KEYS

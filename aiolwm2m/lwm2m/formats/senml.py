@@ -63,6 +63,7 @@ from .cbor_support import (
     value_item,
 )
 from .content_format import ContentFormat
+from .json_unicode import lone_surrogate
 from .tree_assembly import Leaf, assemble, group_leaves, omits_instance
 from .value_mapping import (
     Kind,
@@ -250,6 +251,9 @@ def _load(dialect: _Dialect, payload: bytes) -> list[Any]:
         document = _decode_json(text)
         if document is _MISSING:
             document = _load_json_checked(fmt, text)
+        if lone_surrogate(text, document):
+            raise InvalidPayload(fmt, None, "malformed JSON: a string escapes a lone "
+                                 "surrogate (not Unicode text)")
     else:
         document = load_one(fmt, payload)
     if type(document) is not list:

@@ -367,3 +367,27 @@ def test_error_codes_and_messages() -> None:
         encode_node(CF.SENML_JSON, P("/3303/0/5700"), SingleResource(5700, T.FLOAT, float("nan")))
     with pytest.raises(UnsupportedFormat):
         encode_node(CF.TEXT, P("/3/0"), TS_DEVICE)
+
+
+@pytest.mark.parametrize("fmt, payload", [
+    (CF.SENML_JSON, rb'[{"bn":"/3/0/","n":"0","vs":"a\ud800b"}]'),
+    (CF.SENML_JSON, rb'[{"bn":"/3/0/","n":"0","vs":"\udc00"}]'),
+    (CF.LWM2M_JSON, rb'{"bn":"/3/0/","e":[{"n":"0","sv":"a\ud800b"}]}'),
+])
+def test_json_text_escaping_a_lone_surrogate_is_malformed(fmt: int, payload: bytes,
+                                                          model: ModelRegistry) -> None:
+    # Valid UTF-8 JSON, but the string is no Unicode text: it could not be stored or
+    # answered again (a SQLite write of it failed every device's values of that batch).
+    with pytest.raises(InvalidPayload, match="lone surrogate"):
+        decode_node(fmt, payload, P("/3/0"), model)
+
+
+@pytest.mark.parametrize("fmt, payload", [
+    (CF.SENML_JSON, rb'[{"bn":"/3/0/","n":"0","vs":"\ud83d\ude00 \u00e9"}]'),
+    (CF.LWM2M_JSON, rb'{"bn":"/3/0/","e":[{"n":"0","sv":"\ud83d\ude00 \u00e9"}]}'),
+])
+def test_json_text_escaping_a_surrogate_pair_is_text(fmt: int, payload: bytes,
+                                                     model: ModelRegistry) -> None:
+    node = decode_node(fmt, payload, P("/3/0"), model)
+    assert isinstance(node, ObjectInstance)
+    assert node.resources[0].value == "\U0001f600 \u00e9"  # type: ignore[union-attr]
