@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,10 +57,11 @@ _OLD_HISTORY = """CREATE TABLE IF NOT EXISTS value_history (
 SCHEMA = (
     # History keeps one row per group of values recorded together (one response,
     # notification or Send group: one device, time and source), its samples a JSON array
-    # of [path, type, value] whose seqs run from the row's seq up. A row per value cost
-    # the writer 85 us per Read of /3/0 (15 rows and index entries); a row per group, 7
-    # (``bench/bench_rest.py``). A path's history is picked out of the device's timeline
-    # (SQL finds the groups whose text holds the path, Python the samples in them).
+    # of [path, type, value] whose seqs run from the row's seq up. With a row per value
+    # the writer spent 85 us per Read of /3/0 (15 rows and index entries, and the latest
+    # values); with a row per group, 26 (``bench/bench_rest.py``). A path's history is
+    # picked out of the device's timeline (SQL finds the groups whose text holds the path,
+    # Python the samples in them).
     """CREATE TABLE IF NOT EXISTS value_groups (
         seq INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, time REAL NOT NULL,
         source TEXT NOT NULL, count INTEGER NOT NULL, samples TEXT NOT NULL)""",
@@ -114,12 +116,16 @@ def _row(row: tuple[Any, ...]) -> ValueSample:
     endpoint, path, at, rtype, value, source, seq = row
     if type(value) is str and rtype in _INTEGER_TYPES:
         value = int(value)
+    elif value is None:  # SQLite keeps a NaN as NULL
+        value = math.nan
     return ValueSample(endpoint, path, at, rtype, typed_from_store(rtype, value), source, seq)
 
 
 def _stored_value(rtype: str, value: Any) -> PlainValue:
     if type(value) is dict:  # bytes, as the writer encodes them
         return bytes.fromhex(value["hex"])
+    if value is None:  # a NaN in a row carried over from a file made before
+        return math.nan
     return typed_from_store(rtype, value)
 
 

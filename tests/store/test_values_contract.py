@@ -4,6 +4,7 @@ SQLite and Redis across a restart."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -97,6 +98,20 @@ async def test_values_keep_their_types(store: ValueStore) -> None:
     assert history[0].value is True
     got = {s.path: (s.type, s.value) for s in await store.history("dev-1")}
     assert got == {p: (t, v) for p, t, v in values}
+
+
+async def test_floats_that_are_not_finite(store: ValueStore) -> None:
+    # A device may report them (TLV and CBOR carry any double).
+    store.record("dev-1", 1, "read", [("/3303/0/5700", "Float", math.nan),
+                                      ("/3303/0/5701", "Float", math.inf),
+                                      ("/3303/0/5702", "Float", -math.inf)])
+    for written in (False, True):
+        if written:
+            await store.flush()
+        for got in (await store.latest("dev-1"), await store.history("dev-1")):
+            assert [s.path for s in got] == ["/3303/0/5700", "/3303/0/5701", "/3303/0/5702"]
+            assert math.isnan(got[0].value)  # type: ignore[arg-type]
+            assert got[1].value == math.inf and got[2].value == -math.inf
 
 
 async def test_values_recorded_together(store: ValueStore) -> None:

@@ -4,6 +4,7 @@ scan too much refused, a bounded buffer while the writer lags or restarts."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import sqlite3
@@ -77,17 +78,19 @@ async def test_a_file_with_a_row_per_value_is_carried_over(tmp_path: Path) -> No
     db.execute("CREATE INDEX value_history_by_path ON value_history(endpoint, path, time)")
     db.executemany("INSERT INTO value_history VALUES (?, 'dev-1', ?, ?, ?, ?, 'read')", [
         (1, "/3/0/9", 5.0, "Integer", 80), (2, "/19/0/0/0", 6.0, "Opaque", b"\x00\xff"),
-        (3, "/1/0/6", 6.0, "Boolean", 1), (4, "/3303/0/5700", 7.0, "Float", 21.5)])
+        (3, "/1/0/6", 6.0, "Boolean", 1), (4, "/3303/0/5700", 7.0, "Float", 21.5),
+        (5, "/3303/0/5701", 7.0, "Float", None)])  # how SQLite kept a NaN
     db.commit()
     db.close()
     store = await SQLiteValueStore.open(tmp_path)
     try:
         got = await store.history("dev-1")
-        assert [(s.path, s.time, s.value, s.seq) for s in got] == [
+        assert [(s.path, s.time, s.value, s.seq) for s in got[:4]] == [
             ("/3/0/9", 5.0, 80, 1), ("/19/0/0/0", 6.0, b"\x00\xff", 2),
             ("/1/0/6", 6.0, True, 3), ("/3303/0/5700", 7.0, 21.5, 4)]
+        assert got[4].seq == 5 and math.isnan(got[4].value)  # type: ignore[arg-type]
         record(store, [sample("/3/0/9", 8.0, 81)])
-        assert [s.seq for s in await store.history("dev-1", "/3/0/9")] == [1, 5]
+        assert [s.seq for s in await store.history("dev-1", "/3/0/9")] == [1, 6]
         names = {r[0] for r in sqlite3.connect(tmp_path / FILE_NAME).execute(
             "SELECT name FROM sqlite_master")}
         assert "value_history" not in names and "value_history_by_path" not in names
@@ -97,7 +100,7 @@ async def test_a_file_with_a_row_per_value_is_carried_over(tmp_path: Path) -> No
     # Opened again, nothing is carried over twice.
     store = await SQLiteValueStore.open(tmp_path)
     try:
-        assert [s.seq for s in await store.history("dev-1")] == [1, 2, 3, 4, 5]
+        assert [s.seq for s in await store.history("dev-1")] == [1, 2, 3, 4, 5, 6]
     finally:
         await store.close()
 
