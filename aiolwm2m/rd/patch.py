@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from aiolwm2m.coap.codes import Code
 from aiolwm2m.lwm2m.errors import LwM2MError, shown
 from aiolwm2m.lwm2m.formats.cbor_support import load_one
+from aiolwm2m.lwm2m.formats.json_unicode import lone_surrogate
 from aiolwm2m.store.rd_records import LinkParams, RdLink
 
 from .errors import RdError, bad_request
@@ -82,11 +83,14 @@ def _decode(payload: bytes, content_format: int) -> Any:
         except LwM2MError as e:
             raise bad_request(f"link patch is not CBOR: {e}") from None
     try:
-        return json.loads(payload)
+        doc = json.loads(payload)
     except RecursionError:
         raise bad_request("link patch nested too deep") from None
     except ValueError as e:
         raise bad_request(f"link patch is not JSON: {shown(str(e), 60)}") from None
+    if lone_surrogate(payload, doc):
+        raise bad_request("link patch is not JSON text: a string escapes a lone surrogate")
+    return doc
 
 
 def _strings(value: Any, what: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from aiolwm2m.rd.errors import RdError
 from aiolwm2m.rd.links import format_links, parse_links
 from aiolwm2m.rd.lookup import format_endpoint, format_resource, parse_lookup
 from aiolwm2m.rd.params import parse_rd_register, parse_rd_update
-from aiolwm2m.rd.patch import apply_patch, parse_patch
+from aiolwm2m.rd.patch import AttributeChange, apply_patch, parse_patch
 from aiolwm2m.rd.routing import is_lwm2m_register
 from aiolwm2m.rd.uri import base_from_address, check_base, resolve
 from aiolwm2m.server.deadlines import Deadlines
@@ -159,6 +159,22 @@ def test_bad_patches(doc: object, words: str) -> None:
     with pytest.raises(RdError) as info:
         patch_doc(doc)
     assert info.value.code == Code.BAD_REQUEST and words in info.value.message
+
+
+@pytest.mark.parametrize("body", [
+    rb'{"add": "</x>;a=\"\ud800\""}',
+    rb'{"update": {"/x": {"a": "\udfff"}}}',
+    rb'{"remove": ["/\ud800"]}',
+])
+def test_patch_escaping_a_lone_surrogate(body: bytes) -> None:
+    # Valid UTF-8 JSON that is no Unicode text: an attribute value holding it would break
+    # every lookup listing the link, an added link failed with an unhandled error.
+    with pytest.raises(RdError) as info:
+        parse_patch(body, 50, max_links=10, max_bytes=1000)
+    assert info.value.code == Code.BAD_REQUEST and "lone surrogate" in info.value.message
+    paired = parse_patch(rb'{"update": {"/x": {"a": "\u00e9\ud83d\ude00"}}}', 50,
+                         max_links=10, max_bytes=1000)
+    assert paired.update == (("/x", (AttributeChange("a", "\u00e9\U0001f600"),)),)
 
 
 def test_patch_not_json_and_wrong_format() -> None:
