@@ -7,15 +7,23 @@ Screenshots go to test-artifacts/browser/ (paths are printed; run with -s to see
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from aiolwm2m.lwm2m import SingleResource
 
 from ..server.aiocoap_device import AiocoapDevice, wait_for
-from .browser_fixtures import CHROMIUM, TOKEN, BrowserSession, chromium, live_stack
+from .browser_fixtures import (
+    CHROMIUM,
+    TOKEN,
+    BrowserSession,
+    LiveStack,
+    chromium,
+    live_stack,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
@@ -195,6 +203,74 @@ async def test_device_list_read_write_execute_observe() -> None:
         assert (await dev.deregister()).code.is_successful()
         await expect(row).to_have_count(0)
         await expect(page.get_by_test_id("devices-empty")).to_be_visible()
+        assert not s.errors, s.errors
+
+
+async def until_asleep(stack: LiveStack, endpoint: str) -> None:
+    reg = stack.server.registrations.get(endpoint)
+    assert reg is not None
+    async with asyncio.timeout(TIMEOUT / 1000):
+        while stack.server.queue.is_awake(reg):
+            await asyncio.sleep(0.05)
+
+
+async def test_a_device_that_sleeps_before_the_event_stream_opens() -> None:
+    # The page loads the registration (awake) while its event stream connects; the device
+    # goes to sleep before the stream is open, so no event tells the page: the stream's
+    # opening must (a full run once saw "awake" stay on the page).
+    expect.set_options(timeout=TIMEOUT)
+    async with live_stack(awake_time=5.0) as stack, chromium(width=900) as s:
+        page = s.page
+        release = asyncio.Event()
+
+        async def held(route: Route) -> None:
+            await release.wait()
+            await route.continue_()
+
+        await page.route("**/api/events?*", held)
+        dev = await stack.device("sleepy")
+        assert (await dev.register(stack.coap_uri, queue=True)).code.is_successful()
+        await page.add_init_script(f"localStorage.setItem('aiolwm2m.token', '{TOKEN}')")
+        async with page.expect_response("**/api/registrations/sleepy") as answer:
+            await page.goto(f"{stack.web.url}/ui/#/devices/sleepy")
+        assert (await (await answer.value).json())["awake"] is True
+        status = page.get_by_test_id("device-page").get_by_test_id("status")
+        await expect(status).to_have_text("awake")
+        await until_asleep(stack, "sleepy")
+        release.set()
+        await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
+        await expect(status).to_have_text("sleeping")
+        assert not s.errors, s.errors
+
+
+async def test_a_device_that_sleeps_while_the_page_loads_its_registration() -> None:
+    # The event comes before the registration's answer, and that answer was given before the
+    # device slept: the page asks again after the event rather than keep the stale answer.
+    expect.set_options(timeout=TIMEOUT)
+    async with live_stack(awake_time=5.0) as stack, chromium(width=900) as s:
+        page = s.page
+        late = asyncio.Event()
+        stale: list[bool] = []
+
+        async def answered_late(route: Route) -> None:
+            response = await route.fetch()
+            if not stale:  # the first answer: held until the device sleeps
+                stale.append((await response.json())["awake"])
+                await late.wait()
+            await route.fulfill(response=response)
+
+        await page.route("**/api/registrations/sleepy", answered_late)
+        dev = await stack.device("sleepy")
+        assert (await dev.register(stack.coap_uri, queue=True)).code.is_successful()
+        await page.add_init_script(f"localStorage.setItem('aiolwm2m.token', '{TOKEN}')")
+        await page.goto(f"{stack.web.url}/ui/#/devices/sleepy")
+        await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "live")
+        await until_asleep(stack, "sleepy")
+        await expect(page.get_by_test_id("activity-log")).to_contain_text("Went to sleep")
+        late.set()
+        status = page.get_by_test_id("device-page").get_by_test_id("status")
+        await expect(status).to_have_text("sleeping")
+        assert stale == [True]
         assert not s.errors, s.errors
 
 

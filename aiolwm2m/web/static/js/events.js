@@ -2,7 +2,8 @@
 //
 // EventSource reconnects by itself after a dropped connection, but gives up for good on an
 // HTTP error (401 after a token change, or the server restarting). We then retry with a
-// growing delay and tell views to "resync": events may have been missed while offline.
+// growing delay. Each time the stream opens, views are told to "resync": events may have
+// been missed while offline, or before the first connection.
 
 import { api } from "./api.js";
 import { getToken } from "./auth.js";
@@ -71,7 +72,9 @@ export function connect() {
   }
   es.onopen = () => {
     retryDelay = 1000;
-    if (wasLive) dispatch("resync", {});
+    // The first time too: a view loads while the stream connects, and what changed between
+    // its load and this moment came as no event.
+    dispatch("resync", {});
     wasLive = true;
     setStatus("live");
   };

@@ -68,8 +68,8 @@ class DevicePage {
   async load() {
     try {
       const [reg, objects] = await Promise.all([
-        getRegistration(this.endpoint), getObjects(this.endpoint)]);
-      this.setRegistration(reg.data);
+        this.fetchRegistration(), getObjects(this.endpoint)]);
+      if (reg) this.setRegistration(reg.data);
       this.tree.render(objects.data);
       this.treeNote.hidden = true;
       await Promise.all([this.loadLatest(), this.refreshObservations()]);
@@ -106,10 +106,30 @@ class DevicePage {
     this.tree.syncObserveButtons();
   }
 
+  /**
+   * The registration as the server has it now, or null when a request started after this one
+   * has been answered already: an answer that left before an event must not undo it (the
+   * device went to sleep while the page loaded).
+   */
+  async fetchRegistration() {
+    const asked = this.regAsked = (this.regAsked ?? 0) + 1;
+    let reg = null;
+    let failure = null;
+    try {
+      reg = await getRegistration(this.endpoint);
+    } catch (error) {
+      failure = error;
+    }
+    if (asked < (this.regAnswered ?? 0)) return null;
+    this.regAnswered = asked;
+    if (failure) throw failure;
+    return reg;
+  }
+
   async refreshRegistration() {
     try {
-      const { data } = await getRegistration(this.endpoint);
-      this.setRegistration(data);
+      const reg = await this.fetchRegistration();
+      if (reg) this.setRegistration(reg.data);
     } catch (error) {
       if (error.status === 404) this.setRegistration(null, `${this.endpoint} is no longer registered.`);
     }
@@ -276,7 +296,10 @@ class DevicePage {
         break;
       case "awake":
       case "sleeping":
+        // Before the registration is loaded there is nothing to patch: ask for it again,
+        // after the change.
         if (this.reg) this.setRegistration({ ...this.reg, awake: name === "awake" });
+        else this.refreshRegistration();
         this.log.add("event", name === "awake"
           ? "Woke up: queued requests are being sent"
           : "Went to sleep: new requests will be queued");
