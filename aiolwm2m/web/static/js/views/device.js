@@ -296,10 +296,11 @@ class DevicePage {
         break;
       case "awake":
       case "sleeping":
-        // Before the registration is loaded there is nothing to patch: ask for it again,
-        // after the change.
+        // Patched at once, then asked for again: an answer that left before this event
+        // (the page loading, or a resync) must not undo it, and before the registration is
+        // loaded there is nothing to patch.
         if (this.reg) this.setRegistration({ ...this.reg, awake: name === "awake" });
-        else this.refreshRegistration();
+        this.refreshRegistration();
         this.log.add("event", name === "awake"
           ? "Woke up: queued requests are being sent"
           : "Went to sleep: new requests will be queued");
